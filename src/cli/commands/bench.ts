@@ -1,0 +1,32 @@
+/** `convsim bench [mailbox|bitmap|...] [--json]`: where speed lives. */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { runBitmapBench } from '../../bench/bitmap.js';
+import { runMailboxBench } from '../../bench/mailbox.js';
+import { UsageError } from '../usage-error.js';
+
+const SUITES = ['bitmap', 'mailbox', 'all'] as const;
+type Suite = (typeof SUITES)[number];
+
+export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
+  Measure; ratios are taken side by side in one run, medians of repetitions.`;
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const suite = (positionals[0] ?? 'all') as Suite;
+  if (!SUITES.includes(suite) || positionals.length > 1) {
+    throw new UsageError(`bench: unknown suite ${JSON.stringify(positionals.join(' '))} (allowed: ${SUITES.join(', ')})`);
+  }
+  const result: Record<string, unknown> = {
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform },
+  };
+  if (suite === 'bitmap' || suite === 'all') result['bitmap'] = runBitmapBench();
+  if (suite === 'mailbox' || suite === 'all') result['mailbox'] = await runMailboxBench();
+  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  return 0;
+}

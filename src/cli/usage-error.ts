@@ -1,0 +1,17 @@
+/**
+ * A mistake in what the user typed or gave us. The CLI prints its message as
+ * one line, with no stack trace, and exits with status 2.
+ */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit statuses shared by every command. */
+export const EXIT_OK = 0;
+export const EXIT_VIOLATIONS = 1;
+export const EXIT_USAGE = 2;
+/** The run itself broke (a worker crashed, a deadlock): not the protocol's fault. */
+export const EXIT_RUNTIME = 3;

@@ -1,0 +1,108 @@
+/**
+ * `kvm_convert_memory(start, size, to_private)` (accel/kvm/kvm-all.c), the
+ * path a vCPU takes on a memory-fault exit or a MapGPA hypercall.
+ */
+import { EINVAL, EPERM, type Ret } from './errno.js';
+import type { EventBus } from './events.js';
+import type { BackingMode, GuestMemory } from './guest-memory.js';
+import type { KvmConversionListener } from './kvm-conversion-listener.js';
+import type { KvmMemoryAttributes } from './kvm-memory-attributes.js';
+import type { RamBlockAttributes } from './ram-block-attributes.js';
+import { isAligned } from './units.js';
+
+/**
+ * Order of VFIO notification against guest_memfd's in-place conversion:
+ * - `v6`: the merged order unchanged: guest_memfd converts, then the state
+ *   change notifies listeners (unmap comes too late for CONVERT_PRIVATE).
+ * - `priority`: v4 priority listeners; the KVM/guest_memfd change is the
+ *   priority-0 listener (forward walk to shared, reverse to private).
+ * - `explicit`: Aug 2025 POC: state change before CONVERT_PRIVATE, after
+ *   CONVERT_SHARED.
+ */
+export type InplaceOrder = 'v6' | 'priority' | 'explicit';
+export const INPLACE_ORDERS: readonly InplaceOrder[] = ['v6', 'priority', 'explicit'];
+
+/** Everything `kvm_convert_memory` touches. */
+export interface ConversionContext {
+  readonly gpaBase: number;
+  readonly regionSize: number;
+  /** `qemu_real_host_page_size()`. */
+  readonly pageSize: number;
+  readonly mode: BackingMode;
+  readonly inplaceOrder: InplaceOrder;
+  readonly kvm: KvmMemoryAttributes;
+  readonly memory: GuestMemory;
+  readonly rba: RamBlockAttributes;
+  /** Registered with `rba` in `priority` order only. */
+  readonly kvmListener: KvmConversionListener | undefined;
+  readonly bus: EventBus | undefined;
+}
+
+/**
+ * Convert `[start, start + size)` (guest physical) to private or shared.
+ * Returns 0 or an error; a caller (the vCPU loop) stops the VM on error.
+ *
+ * Legacy order: KVM attribute -> bitmap + listeners -> free the page on the
+ * side being left. In-place: see {@link InplaceOrder}.
+ */
+export function kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): Ret {
+  if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
+
+  // memory_region_find(): the model has one guest_memfd region; nothing else is RAM.
+  const regionEnd = ctx.gpaBase + ctx.regionSize;
+  if (start + size <= ctx.gpaBase || start >= regionEnd) {
+    // Converting unassigned memory to shared is ignored (emulated MMIO); to private is an error.
+    return toPrivate ? -EPERM : 0;
+  }
+  // QEMU derives the offset from the section found but keeps the caller's size.
+  const offset = Math.max(start, ctx.gpaBase) - ctx.gpaBase;
+
+  if (ctx.mode === 'inplace' && ctx.inplaceOrder === 'priority') {
+    // The KVM attribute and guest_memfd conversion happen inside the walk.
+    const ret = ctx.rba.stateChange(offset, size, toPrivate);
+    const conversionError = ctx.kvmListener?.takeError() ?? 0;
+    return ret !== 0 ? ret : conversionError;
+  }
+
+  ctx.kvm.set(start, size, toPrivate);
+  ctx.bus?.emit({ kind: 'kvmSetAttributes', gpa: start, size, private: toPrivate });
+
+  if (ctx.mode === 'legacy') {
+    const ret = ctx.rba.stateChange(offset, size, toPrivate);
+    if (ret !== 0) return ret; // "Failed to notify the listener the state change"
+    if (toPrivate) {
+      ctx.memory.discardShared(offset, size); // ram_block_discard_range
+      ctx.bus?.emit({ kind: 'discardShared', offset, size });
+    } else {
+      ctx.memory.discardPrivate(offset, size); // ram_block_discard_guest_memfd_range
+      ctx.bus?.emit({ kind: 'discardPrivate', offset, size });
+    }
+    return 0;
+  }
+
+  const convertFirst = ctx.inplaceOrder === 'v6' || !toPrivate;
+  if (convertFirst) {
+    const ret = gmemConvert(ctx, offset, size, toPrivate);
+    if (ret !== 0) return ret;
+    return ctx.rba.stateChange(offset, size, toPrivate);
+  }
+  const ret = ctx.rba.stateChange(offset, size, toPrivate);
+  if (ret !== 0) return ret;
+  return gmemConvert(ctx, offset, size, toPrivate);
+}
+
+/** guest_memfd's in-place `CONVERT_PRIVATE` / `CONVERT_SHARED`. */
+function gmemConvert(ctx: ConversionContext, offset: number, size: number, toPrivate: boolean): Ret {
+  if (!ctx.rba.isValidRange(offset, size)) {
+    ctx.bus?.emit({ kind: toPrivate ? 'gmemConvertPrivate' : 'gmemConvertShared', offset, size, ret: -EINVAL });
+    return -EINVAL;
+  }
+  if (toPrivate) {
+    const ret = ctx.memory.convertPrivate(offset, size);
+    ctx.bus?.emit({ kind: 'gmemConvertPrivate', offset, size, ret });
+    return ret;
+  }
+  const ret = ctx.memory.convertShared(offset, size);
+  ctx.bus?.emit({ kind: 'gmemConvertShared', offset, size, ret });
+  return ret;
+}

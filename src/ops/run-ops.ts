@@ -1,0 +1,175 @@
+/**
+ * Runs an ops script against the core, deterministically, and collects
+ * what `convsim ops` prints: a result per op, every effect in order, the
+ * final state, and the invariant violations (checked after every op).
+ */
+import { ConfidentialVm } from '../core/confidential-vm.js';
+import { EINVAL } from '../core/errno.js';
+import { isEffect, type EffectEvent } from '../core/events.js';
+import { InvariantChecker, type Violation } from '../core/invariants.js';
+import type { SharedBitmap } from '../core/shared-bitmap.js';
+import type { DmaOutcome } from '../core/vfio/container.js';
+import type { Op, OpsScript } from './ops-schema.js';
+
+export type OpResult =
+  | { ret: number }
+  | { value: boolean }
+  | { runs: Array<[number, number]> }
+  | { outcome: DmaOutcome };
+
+export interface OpsFinalState {
+  /** Maximal runs of shared blocks, as [offset, size] in bytes. */
+  shared: Array<[number, number]>;
+  /** Maximal runs of KVM-private memory, as [gpa, size]. */
+  kvmPrivate: Array<[number, number]>;
+  /** Every live mapping per container, sorted by IOVA, not merged. */
+  mappings: Record<string, Array<[number, number]>>;
+  vmStopped: boolean;
+}
+
+/** A violation, with the index of the op after which it was found. */
+export type OpsViolation = Violation & { op: number };
+
+export interface OpsOutput {
+  results: OpResult[];
+  events: EffectEvent[];
+  final: OpsFinalState;
+  violations: OpsViolation[];
+}
+
+export function runOps(script: OpsScript): OpsOutput {
+  const vm = new ConfidentialVm(script.config);
+  const checker = new InvariantChecker(vm);
+  const events: EffectEvent[] = [];
+  vm.bus.subscribe((event) => {
+    if (isEffect(event)) events.push(event);
+  });
+  const results: OpResult[] = [];
+  const violations: OpsViolation[] = [];
+  const reported = new Set<string>();
+  const report = (found: readonly Violation[], op: number): void => {
+    for (const v of found) {
+      // A standing condition (a stale mapping) is reported once, where it first appears.
+      const key = `${v.invariant}|${v.message}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      violations.push({ ...v, op });
+    }
+  };
+
+  script.ops.forEach((op, index) => {
+    const before = mayBeInvalid(op) ? digest(vm) : undefined;
+    const result = execute(vm, checker, op);
+    results.push(result);
+    report(checker.drain(), index);
+    report(checker.checkQuiescent(), index);
+    if (op.op === 'convert' && 'ret' in result && result.ret === 0) {
+      report(checker.checkConverted(op.gpa, op.size, op.toPrivate), index);
+    }
+    if (before !== undefined && 'ret' in result && result.ret === -EINVAL && digest(vm) !== before) {
+      report([{ invariant: 'validity', message: `${op.op} returned -EINVAL but changed state` }], index);
+    }
+  });
+  checker.dispose();
+  return { results, events, final: finalState(vm), violations };
+}
+
+function execute(vm: ConfidentialVm, checker: InvariantChecker, op: Op): OpResult {
+  switch (op.op) {
+    case 'addContainer':
+      vm.addContainer(op.id, op.backend, op.dmaEntryLimit);
+      return { ret: 0 };
+    case 'register':
+      return { ret: vm.register(op.container, op.section) };
+    case 'unregister':
+      vm.unregister(op.container);
+      return { ret: 0 };
+    case 'stateChange':
+      return { ret: vm.stateChange(op.offset, op.size, op.toDiscard) };
+    case 'convert':
+      return { ret: vm.convert(op.gpa, op.size, op.toPrivate) };
+    case 'isPopulated':
+      return { value: vm.rba.isPopulated(vm.section({ offset: op.offset, size: op.size, iova: op.offset })) };
+    case 'replayPopulated':
+    case 'replayDiscarded': {
+      const runs: Array<[number, number]> = [];
+      const section = vm.section({ offset: op.offset, size: op.size, iova: op.offset });
+      const collect = (s: { offsetWithinRegion: number; size: number }): number => {
+        runs.push([s.offsetWithinRegion, s.size]);
+        return 0;
+      };
+      if (op.op === 'replayPopulated') vm.rba.replayPopulated(section, collect);
+      else vm.rba.replayDiscarded(section, collect);
+      return { runs };
+    }
+    case 'dmaMap':
+      return { ret: vm.container(op.container).dmaMap(op.iova, op.size, op.offset) };
+    case 'dmaUnmap':
+      return { ret: vm.container(op.container).dmaUnmap(op.iova, op.size) };
+    case 'failNextMaps':
+      vm.container(op.container).failNextMaps(op.count, op.errno);
+      return { ret: 0 };
+    case 'dma': {
+      const outcome = vm.dma(op.container, op.iova, op.size);
+      checker.recordAccess(op.container, op.iova, op.size, outcome);
+      return { outcome };
+    }
+    default: {
+      const unreachable: never = op;
+      throw new Error(`unknown op ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** Ops whose -EINVAL must leave the state untouched (invariant 8). */
+function mayBeInvalid(op: Op): boolean {
+  return op.op === 'stateChange' || op.op === 'convert' || op.op === 'dmaMap' || op.op === 'dmaUnmap';
+}
+
+/** A fingerprint of all protocol state, to prove an invalid request changed nothing. */
+function digest(vm: ConfidentialVm): string {
+  const parts = [
+    JSON.stringify(vm.rba.bitmap.setRuns()),
+    JSON.stringify(vm.kvm.shared.setRuns()),
+    vm.config.mode === 'inplace' ? JSON.stringify(vm.memory.gmemShared.setRuns()) : '',
+  ];
+  for (const container of vm.containers.values()) {
+    let h = 0;
+    container.mappings.forEach((iova, size, hostOffset) => {
+      h = (Math.imul(h, 31) + iova / 4096 + size / 4096 * 7 + hostOffset / 4096 * 13) | 0;
+    });
+    parts.push(`${container.id}:${container.mappings.count}:${h}`);
+  }
+  return parts.join('|');
+}
+
+function runsInBytes(bitmap: SharedBitmap, blockSize: number, base: number, wantSet: boolean): Array<[number, number]> {
+  const set = bitmap.setRuns();
+  if (wantSet) return set.map(([b, n]) => [base + b * blockSize, n * blockSize]);
+  const clear: Array<[number, number]> = [];
+  let next = 0;
+  for (const [b, n] of set) {
+    if (b > next) clear.push([base + next * blockSize, (b - next) * blockSize]);
+    next = b + n;
+  }
+  if (next < bitmap.size) clear.push([base + next * blockSize, (bitmap.size - next) * blockSize]);
+  return clear;
+}
+
+function finalState(vm: ConfidentialVm): OpsFinalState {
+  const { blockSize, gpaBase } = vm.config;
+  const mappings: Record<string, Array<[number, number]>> = {};
+  for (const container of vm.containers.values()) {
+    const list: Array<[number, number]> = [];
+    container.mappings.forEach((iova, size) => {
+      list.push([iova, size]);
+    });
+    mappings[container.id] = list;
+  }
+  return {
+    shared: runsInBytes(vm.rba.bitmap, blockSize, 0, true),
+    kvmPrivate: runsInBytes(vm.kvm.shared, blockSize, gpaBase, false),
+    mappings,
+    vmStopped: vm.vmStopped,
+  };
+}
