@@ -97,7 +97,6 @@ export class ConfidentialVm {
       inplaceOrder: config.inplaceOrder,
       kvm: this.kvm,
       memory: this.memory,
-      rba: this.rba,
       kvmListener: this.kvmListener,
       bus: this.bus,
     };
@@ -159,7 +158,10 @@ export class ConfidentialVm {
 
   /** The whole `kvm_convert_memory` path; an error stops the VM. */
   convert(gpa: number, size: number, toPrivate: boolean): Ret {
-    const ret = kvmConvertMemory(this.#conversion, gpa, size, toPrivate);
+    const steps = kvmConvertMemory(this.#conversion, gpa, size, toPrivate);
+    let step = steps.next();
+    while (!step.done) step = steps.next(this.rba.stateChange(step.value.offset, step.value.size, step.value.toDiscard));
+    const ret = step.value;
     if (ret !== 0) {
       this.stop(`kvm_convert_memory(0x${gpa.toString(16)}, ${formatSize(size)}, to ${toPrivate ? 'private' : 'shared'}) failed: ${retName(ret)}`);
     }

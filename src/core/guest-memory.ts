@@ -10,9 +10,26 @@
  *   pinned page to private (-EAGAIN).
  */
 import { EACCES, EAGAIN, type Ret } from './errno.js';
+import type { CounterArray } from './counter-array.js';
 import type { KvmMemoryAttributes } from './kvm-memory-attributes.js';
 import { PagedCounters } from './paged-counters.js';
 import { SharedBitmap } from './shared-bitmap.js';
+import { SharedCounters } from './shared-counters.js';
+
+/**
+ * The SharedArrayBuffers behind a {@link GuestMemory} that several threads
+ * share (the KVM exit handler discards and converts, containers pin and
+ * check, vCPUs read and write contents).
+ */
+export interface GuestMemoryBuffers {
+  readonly epoch: SharedArrayBuffer;
+  readonly sharedGeneration: SharedArrayBuffer;
+  readonly privateGeneration: SharedArrayBuffer;
+  readonly sharedData: SharedArrayBuffer;
+  readonly privateData: SharedArrayBuffer;
+  readonly pins: SharedArrayBuffer;
+  readonly gmemShared: SharedArrayBuffer;
+}
 
 export type BackingMode = 'legacy' | 'inplace';
 export const BACKING_MODES: readonly BackingMode[] = ['legacy', 'inplace'];
@@ -36,54 +53,83 @@ export class GuestMemory implements PinnableMemory {
   readonly blocks: number;
   readonly #kvm: KvmMemoryAttributes;
   /**
-   * Monotonic stamp shared by discards and maps. A discard stamps its blocks
-   * with a new value; a mapping is stale if any block's stamp is newer than
-   * the value it recorded. (Uint32: wraps after 4 billion discards.)
+   * Monotonic stamp shared by discards and maps (one Uint32 cell, Atomics).
+   * A discard stamps its blocks with a new value; a mapping is stale if any
+   * block's stamp is newer than the value it recorded when made. (Wraps
+   * after 4 billion discards.)
    */
-  #epoch = 0;
+  readonly #epoch: Uint32Array;
   /** Legacy: generation of each block's shared page (bumped by `discardShared`). */
-  readonly sharedGeneration: PagedCounters;
+  readonly sharedGeneration: CounterArray;
   /** Legacy: generation of each block's private page (bumped by `discardPrivate`). */
-  readonly privateGeneration: PagedCounters;
+  readonly privateGeneration: CounterArray;
   /** Contents as a one-byte pattern per block (0 = zeroes): the shared page, or the only page in-place. */
-  readonly sharedData: PagedCounters;
+  readonly sharedData: CounterArray;
   /** Legacy: contents of the private page. In-place: unused (one page). */
-  readonly privateData: PagedCounters;
+  readonly privateData: CounterArray;
   /** Pin counts per block (a VFIO mapping pins its pages while it exists). */
-  readonly pins: PagedCounters;
+  readonly pins: CounterArray;
   /** In-place: guest_memfd's own state, 1 = shared. Legacy: unused. */
   readonly gmemShared: SharedBitmap;
   /** Offset of the first pinned page of the last failed CONVERT_PRIVATE. */
   lastConvertErrorOffset = -1;
 
-  constructor(mode: BackingMode, regionSize: number, blockSize: number, kvm: KvmMemoryAttributes) {
+  /**
+   * @param buffers shared storage (from {@link GuestMemory.allocateBuffers},
+   *   possibly created in another thread); without it, sparse single-thread
+   *   storage that scales to a 1 TiB guest.
+   */
+  constructor(mode: BackingMode, regionSize: number, blockSize: number, kvm: KvmMemoryAttributes, buffers?: GuestMemoryBuffers) {
     this.mode = mode;
     this.blockSize = blockSize;
     this.blocks = Math.ceil(regionSize / blockSize);
     this.#kvm = kvm;
-    this.sharedGeneration = new PagedCounters(this.blocks);
-    this.privateGeneration = new PagedCounters(this.blocks);
-    this.sharedData = new PagedCounters(this.blocks);
-    this.privateData = new PagedCounters(this.blocks);
-    this.pins = new PagedCounters(this.blocks);
-    this.gmemShared = new SharedBitmap(mode === 'inplace' ? this.blocks : 0);
+    const counters = (sab: SharedArrayBuffer | undefined): CounterArray =>
+      sab === undefined ? new PagedCounters(this.blocks) : new SharedCounters(this.blocks, sab);
+    this.#epoch = new Uint32Array(buffers?.epoch ?? new SharedArrayBuffer(4));
+    this.sharedGeneration = counters(buffers?.sharedGeneration);
+    this.privateGeneration = counters(buffers?.privateGeneration);
+    this.sharedData = counters(buffers?.sharedData);
+    this.privateData = counters(buffers?.privateData);
+    this.pins = counters(buffers?.pins);
+    this.gmemShared = new SharedBitmap(this.blocks, buffers?.gmemShared);
+  }
+
+  /** Shared storage for a region, to hand to every thread's GuestMemory. */
+  static allocateBuffers(regionSize: number, blockSize: number): GuestMemoryBuffers {
+    const blocks = Math.ceil(regionSize / blockSize);
+    const counters = (): SharedArrayBuffer => new SharedArrayBuffer(Math.max(4, blocks * 4));
+    return {
+      epoch: new SharedArrayBuffer(4),
+      sharedGeneration: counters(),
+      privateGeneration: counters(),
+      sharedData: counters(),
+      privateData: counters(),
+      pins: counters(),
+      gmemShared: new SharedArrayBuffer(SharedBitmap.byteLengthFor(blocks)),
+    };
   }
 
   currentEpoch(): number {
-    return this.#epoch;
+    return Atomics.load(this.#epoch, 0);
+  }
+
+  /** A new stamp for a discard, after every stamp handed out before. */
+  #nextEpoch(): number {
+    return Atomics.add(this.#epoch, 0, 1) + 1;
   }
 
   /** `ram_block_discard_range`: free the shared pages (legacy, converting to private). */
   discardShared(offset: number, size: number): void {
     const [first, count] = this.#blocks(offset, size);
-    this.sharedGeneration.setRange(first, count, ++this.#epoch);
+    this.sharedGeneration.setRange(first, count, this.#nextEpoch());
     this.sharedData.setRange(first, count, 0);
   }
 
   /** `ram_block_discard_guest_memfd_range`: punch a hole in guest_memfd (legacy, converting to shared). */
   discardPrivate(offset: number, size: number): void {
     const [first, count] = this.#blocks(offset, size);
-    this.privateGeneration.setRange(first, count, ++this.#epoch);
+    this.privateGeneration.setRange(first, count, this.#nextEpoch());
     this.privateData.setRange(first, count, 0);
   }
 

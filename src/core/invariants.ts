@@ -11,8 +11,11 @@
  *   `checkConverted`).
  */
 import type { ConfidentialVm } from './confidential-vm.js';
-import type { CoreEvent } from './events.js';
-import { sectionIntersectRange } from './memory-region-section.js';
+import type { CoreEvent, EventBus } from './events.js';
+import type { BackingMode, GuestMemory } from './guest-memory.js';
+import { sectionIntersectRange, type MemoryRegionSection } from './memory-region-section.js';
+import type { RollbackPolicy } from './ram-block-attributes.js';
+import type { SharedBitmap } from './shared-bitmap.js';
 import { formatSize } from './units.js';
 import type { DmaOutcome, VfioContainer } from './vfio/container.js';
 
@@ -44,6 +47,165 @@ export interface Violation {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/**
+ * What a checker needs to see of memory state. Every field can be a view of
+ * a SharedArrayBuffer owned by another thread (read-only here).
+ */
+export interface StateView {
+  readonly blockSize: number;
+  readonly regionSize: number;
+  readonly mode: BackingMode;
+  /** RamBlockAttributes bitmap, 1 = shared. */
+  readonly bitmap: SharedBitmap;
+  /** KVM attributes, 1 = shared. */
+  readonly kvmShared: SharedBitmap;
+  readonly memory: GuestMemory;
+}
+
+/**
+ * No stale mapping (1): a mapping must not reach a block that is private
+ * in both the bitmap and KVM (in place: private in guest_memfd), nor a
+ * page freed since it was mapped.
+ */
+export function checkStaleMappings(container: VfioContainer, view: StateView, found: Violation[]): void {
+  const { blockSize, regionSize, bitmap, kvmShared, memory } = view;
+  const inplace = view.mode === 'inplace';
+  container.mappings.forEach((iova, size, hostOffset, epoch) => {
+    if (hostOffset + size > regionSize) return true;
+    let reason: string | undefined;
+    if (memory.isStale(hostOffset, size, epoch)) reason = 'its page was freed after it was mapped';
+    else {
+      const first = Math.floor(hostOffset / blockSize);
+      const end = Math.ceil((hostOffset + size) / blockSize);
+      for (let b = first; b < end && reason === undefined; b++) {
+        if (inplace && !memory.gmemShared.test(b)) reason = 'guest_memfd holds it private';
+        else if (!bitmap.test(b) && !kvmShared.test(b)) reason = 'the block is private (bitmap and KVM)';
+      }
+    }
+    if (reason !== undefined) {
+      found.push({
+        invariant: 'stale-mapping',
+        message: `${container.id} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) but ${reason}`,
+        container: container.id, iova, size, offset: hostOffset,
+      });
+    }
+    return true;
+  });
+}
+
+/** Entry accounting (4): live mappings never exceed the type1 limit. */
+export function checkEntryLimit(container: VfioContainer, found: Violation[]): void {
+  const limit = container.dmaMaxMappings;
+  if (limit > 0 && container.mappings.count > limit) {
+    found.push({
+      invariant: 'entry-limit',
+      message: `${container.id} holds ${container.mappings.count} mappings, dma_entry_limit is ${limit}`,
+      container: container.id,
+    });
+  }
+}
+
+/**
+ * Whole-mapping unmaps (5): every unmap range is a union of whole mappings.
+ * Reports the container's partial unmaps from index `seen` on; returns the
+ * new count to pass next time.
+ */
+export function checkPartialUnmaps(container: VfioContainer, seen: number, found: Violation[]): number {
+  const cuts = container.partialUnmaps;
+  for (let i = seen; i < cuts.length; i++) {
+    const cut = cuts[i]!;
+    const outcome = cut.kernelRet === cut.qemuRet
+      ? `kernel returned ${cut.kernelRet}`
+      : `kernel returned ${cut.kernelRet}, QEMU reported ${cut.qemuRet}`;
+    found.push({
+      invariant: 'partial-unmap',
+      message: `${container.id}: unmap ${hex(cut.iova)}+${formatSize(cut.size)} cuts mapping ${hex(cut.mapping.iova)}+${formatSize(cut.mapping.size)} (${outcome})`,
+      container: container.id, iova: cut.iova, size: cut.size,
+    });
+  }
+  return cuts.length;
+}
+
+/**
+ * Agreement (3) of one registered section with the bitmap: every shared
+ * block of the section is mapped in the container, every private one is not.
+ */
+export function checkSectionAgreement(container: VfioContainer, section: MemoryRegionSection, bitmap: SharedBitmap,
+  blockSize: number, found: Violation[]): void {
+  const first = section.offsetWithinRegion / blockSize;
+  const count = section.size / blockSize;
+  const check = (block: number, blocks: number, shared: boolean): void => {
+    const offset = block * blockSize;
+    const iova = offset - section.offsetWithinRegion + section.offsetWithinAddressSpace;
+    const size = blocks * blockSize;
+    const mapped = coverage(container, iova, size);
+    if (shared ? mapped !== size : mapped !== 0) {
+      found.push({
+        invariant: 'disagreement',
+        message: `${container.id}: ${formatSize(mapped)} of ${formatSize(size)} mapped at ${hex(iova)} where the bitmap is ${shared ? 'shared' : 'private'}`,
+        container: container.id, iova, size, offset,
+      });
+    }
+  };
+  let next = first;
+  for (const [start, n] of bitmap.setRuns(first, count)) {
+    if (start > next) check(next, start - next, false);
+    check(start, n, true);
+    next = start + n;
+  }
+  if (next < first + count) check(next, first + count - next, false);
+}
+
+/** Agreement (3) of KVM attributes with the bitmap over the whole region. */
+export function checkKvmAgreement(kvmShared: SharedBitmap, bitmap: SharedBitmap, found: Violation[]): void {
+  if (!sameRuns(bitmap.setRuns(), kvmShared.setRuns())) {
+    const a = bitmap.setRuns();
+    const b = kvmShared.setRuns();
+    let i = 0;
+    while (i < a.length && i < b.length && a[i]![0] === b[i]![0] && a[i]![1] === b[i]![1]) i++;
+    const at = Math.min(a[i]?.[0] ?? Infinity, b[i]?.[0] ?? Infinity);
+    found.push({ invariant: 'disagreement', message: `KVM attributes and the RamBlockAttributes bitmap disagree (first difference near block ${at})` });
+  }
+}
+
+/**
+ * In-place order (6), to shared: nothing is mapped before guest_memfd
+ * converted it to shared. Checked at each map attempt.
+ */
+export function checkMapAfterConvertShared(view: StateView, container: string, iova: number, size: number,
+  hostOffset: number, found: Violation[]): void {
+  if (view.mode !== 'inplace') return;
+  const { blockSize, regionSize } = view;
+  if (hostOffset + size > regionSize) return;
+  const first = Math.floor(hostOffset / blockSize);
+  const count = Math.ceil((hostOffset + size) / blockSize) - first;
+  if (!view.memory.gmemShared.isRangeSet(first, count)) {
+    found.push({
+      invariant: 'inplace-order',
+      message: `${container} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) before guest_memfd converted it to shared`,
+      container, iova, size, offset: hostOffset,
+    });
+  }
+}
+
+/**
+ * In-place order (6), to private: at CONVERT_PRIVATE no page of the range
+ * is pinned, i.e. every mapping of it is gone. (Pins only come from
+ * mappings.) Returns true when the order was violated.
+ */
+export function checkUnmappedBeforeConvertPrivate(view: StateView, offset: number, size: number, found: Violation[]): boolean {
+  const { blockSize } = view;
+  const first = Math.floor(offset / blockSize);
+  const count = Math.ceil((offset + size) / blockSize) - first;
+  if (first + count > view.memory.blocks || !view.memory.pins.anyNonZero(first, count)) return false;
+  found.push({
+    invariant: 'inplace-order',
+    message: `CONVERT_PRIVATE of ${hex(offset)}+${formatSize(size)} while a page of it is still mapped (pinned) for DMA`,
+    offset, size,
+  });
+  return true;
+}
+
 /** One `notifyPopulate` walk inside a state change. */
 interface PopulateStep {
   readonly offset: number;
@@ -53,7 +215,7 @@ interface PopulateStep {
   failed: boolean;
 }
 
-/** What the checker remembers about the state change in flight. */
+/** What the rollback checker remembers about one state change in flight. */
 interface StateChangeRecord {
   readonly offset: number;
   readonly size: number;
@@ -64,40 +226,147 @@ interface StateChangeRecord {
   readonly rollbackDiscards: string[];
 }
 
-export class InvariantChecker {
-  readonly #vm: ConfidentialVm;
-  /** Violations found by instant checks since the last `drain`. */
-  #pending: Violation[] = [];
-  /** Per container, how many of its partial unmaps were already reported. */
-  readonly #partialSeen = new Map<string, number>();
-  #stateChange: StateChangeRecord | undefined;
+/**
+ * Rollback exactness (7), watching one RamBlockAttributes' events: after a
+ * failed populate, exactly the listeners notified successfully in the
+ * rolled-back steps get a discard (never the failing one), and the bitmap
+ * is back to its prior value there. Assumes state changes do not
+ * interleave on this bus (the actor runtime serialises them per owner
+ * when this check is on).
+ */
+export class RollbackChecker {
+  readonly #policy: RollbackPolicy;
+  readonly #bitmap: SharedBitmap;
+  readonly #blockSize: number;
+  readonly #found: Violation[];
+  #record: StateChangeRecord | undefined;
   readonly #unsubscribe: () => void;
 
-  constructor(vm: ConfidentialVm) {
-    this.#vm = vm;
-    this.#unsubscribe = vm.bus.subscribe((event) => this.#onEvent(event));
+  constructor(bus: EventBus, policy: RollbackPolicy, bitmap: SharedBitmap, blockSize: number, found: Violation[]) {
+    this.#policy = policy;
+    this.#bitmap = bitmap;
+    this.#blockSize = blockSize;
+    this.#found = found;
+    this.#unsubscribe = bus.subscribe((event) => this.#onEvent(event));
   }
 
   dispose(): void {
     this.#unsubscribe();
   }
 
+  #onEvent(event: CoreEvent): void {
+    switch (event.kind) {
+      case 'stateChangeBegin':
+        this.#record = event.toDiscard || this.#policy === 'none' ? undefined : {
+          offset: event.offset,
+          size: event.size,
+          priorRuns: this.#policy === 'full' ? this.#bitmap.setRuns(event.offset / this.#blockSize, event.size / this.#blockSize) : undefined,
+          steps: [],
+          rollbackDiscards: [],
+        };
+        return;
+      case 'populateStep':
+        this.#record?.steps.push({ offset: event.offset, size: event.size, succeeded: [], failed: false });
+        return;
+      case 'notifyPopulateDone': {
+        const step = this.#record?.steps.at(-1);
+        if (step === undefined) return;
+        if (event.ret === 0) step.succeeded.push(`${event.listener}@${event.offset}+${event.size}`);
+        else step.failed = true;
+        return;
+      }
+      case 'notifyDiscard':
+        if (event.rollback) this.#record?.rollbackDiscards.push(`${event.listener}@${event.offset}+${event.size}`);
+        return;
+      case 'stateChangeEnd': {
+        const record = this.#record;
+        this.#record = undefined;
+        if (record !== undefined && event.ret !== 0) this.#check(record);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #check(record: StateChangeRecord): void {
+    const failing = record.steps.findIndex((s) => s.failed);
+    if (failing < 0) return;
+    const rolledBack = this.#policy === 'full' ? record.steps.slice(0, failing + 1) : [record.steps[failing]!];
+    const expected = rolledBack.flatMap((s) => s.succeeded).sort();
+    const actual = [...record.rollbackDiscards].sort();
+    if (expected.join() !== actual.join()) {
+      this.#found.push({
+        invariant: 'rollback',
+        message: `populate of ${hex(record.offset)}+${formatSize(record.size)} failed: rollback discards [${actual.join(', ')}], expected exactly [${expected.join(', ')}]`,
+        offset: record.offset, size: record.size,
+      });
+    }
+    const blockSize = this.#blockSize;
+    if (record.priorRuns !== undefined) {
+      const after = this.#bitmap.setRuns(record.offset / blockSize, record.size / blockSize);
+      if (!sameRuns(after, record.priorRuns)) {
+        this.#found.push({
+          invariant: 'rollback',
+          message: `bitmap of ${hex(record.offset)}+${formatSize(record.size)} did not return to its prior value after full rollback`,
+          offset: record.offset, size: record.size,
+        });
+      }
+      return;
+    }
+    const step = record.steps[failing]!;
+    if (!this.#bitmap.isRangeClear(step.offset / blockSize, step.size / blockSize)) {
+      this.#found.push({
+        invariant: 'rollback',
+        message: `bits of the failed step ${hex(step.offset)}+${formatSize(step.size)} are still set after rollback`,
+        offset: step.offset, size: step.size,
+      });
+    }
+  }
+}
+
+/**
+ * All invariants over a single-threaded {@link ConfidentialVm}: instant
+ * checks on its events, quiescent checks on demand.
+ */
+export class InvariantChecker {
+  readonly #vm: ConfidentialVm;
+  readonly #view: StateView;
+  /** Violations found by instant checks since the last `drain`. */
+  #pending: Violation[] = [];
+  /** Per container, how many of its partial unmaps were already reported. */
+  readonly #partialSeen = new Map<string, number>();
+  readonly #rollback: RollbackChecker;
+  readonly #unsubscribe: () => void;
+
+  constructor(vm: ConfidentialVm) {
+    this.#vm = vm;
+    this.#view = {
+      blockSize: vm.config.blockSize,
+      regionSize: vm.config.regionSize,
+      mode: vm.config.mode,
+      bitmap: vm.rba.bitmap,
+      kvmShared: vm.kvm.shared,
+      memory: vm.memory,
+    };
+    this.#rollback = new RollbackChecker(vm.bus, vm.config.rollback, vm.rba.bitmap, vm.config.blockSize, this.#pending);
+    this.#unsubscribe = vm.bus.subscribe((event) => this.#onEvent(event));
+  }
+
+  dispose(): void {
+    this.#unsubscribe();
+    this.#rollback.dispose();
+  }
+
   /** Violations found by instant checks since the last call. */
   drain(): Violation[] {
-    const found = this.#pending;
-    this.#pending = [];
-    return found;
+    return this.#pending.splice(0);
   }
 
   /** Record the outcome of a device access (its check is state-based, in the container). */
   recordAccess(container: string, iova: number, size: number, outcome: DmaOutcome): void {
-    if (outcome === 'dma-to-private' || outcome === 'dma-to-stale') {
-      this.#pending.push({
-        invariant: outcome,
-        message: `device behind ${container} accessed ${hex(iova)}+${formatSize(size)}: ${outcome === 'dma-to-stale' ? 'page freed since it was mapped' : 'page is private'}`,
-        container, iova, size,
-      });
-    }
+    const violation = accessViolation(container, iova, size, outcome);
+    if (violation !== undefined) this.#pending.push(violation);
   }
 
   /**
@@ -107,9 +376,9 @@ export class InvariantChecker {
   checkQuiescent(): Violation[] {
     const found: Violation[] = [];
     for (const container of this.#vm.containers.values()) {
-      this.#checkStaleMappings(container, found);
-      this.#checkEntryLimit(container, found);
-      this.#checkPartialUnmaps(container, found);
+      checkStaleMappings(container, this.#view, found);
+      checkEntryLimit(container, found);
+      this.#partialSeen.set(container.id, checkPartialUnmaps(container, this.#partialSeen.get(container.id) ?? 0, found));
     }
     return found;
   }
@@ -128,21 +397,16 @@ export class InvariantChecker {
     const first = start / blockSize;
     const count = (end - start) / blockSize;
     const wantShared = !toPrivate;
-    const agrees = (set: boolean, clear: boolean): boolean => (wantShared ? set : clear);
     const vm = this.#vm;
     const where = `${hex(start)}+${formatSize(end - start)}`;
-    if (!agrees(vm.rba.bitmap.isRangeSet(first, count), vm.rba.bitmap.isRangeClear(first, count))) {
-      found.push({ invariant: 'disagreement', message: `bitmap is not all ${wantShared ? 'shared' : 'private'} over ${where} after a successful conversion`, offset: start, size: end - start });
-    }
-    if (!agrees(vm.kvm.shared.isRangeSet(first, count), vm.kvm.shared.isRangeClear(first, count))) {
-      found.push({ invariant: 'disagreement', message: `KVM attributes are not all ${wantShared ? 'shared' : 'private'} over ${where} after a successful conversion`, offset: start, size: end - start });
-    }
-    if (vm.config.mode === 'inplace') {
-      const g = vm.memory.gmemShared;
-      if (!agrees(g.isRangeSet(first, count), g.isRangeClear(first, count))) {
-        found.push({ invariant: 'disagreement', message: `guest_memfd is not all ${wantShared ? 'shared' : 'private'} over ${where} after a successful conversion`, offset: start, size: end - start });
+    const expectState = (bitmap: SharedBitmap, what: string): void => {
+      if (wantShared ? !bitmap.isRangeSet(first, count) : !bitmap.isRangeClear(first, count)) {
+        found.push({ invariant: 'disagreement', message: `${what} not all ${wantShared ? 'shared' : 'private'} over ${where} after a successful conversion`, offset: start, size: end - start });
       }
-    }
+    };
+    expectState(vm.rba.bitmap, 'bitmap is');
+    expectState(vm.kvm.shared, 'KVM attributes are');
+    if (vm.config.mode === 'inplace') expectState(vm.memory.gmemShared, 'guest_memfd is');
     for (const [id, listeners] of vm.vfioListeners) {
       const container = vm.container(id);
       for (const listener of listeners) {
@@ -165,241 +429,32 @@ export class InvariantChecker {
   checkAgreement(): Violation[] {
     const vm = this.#vm;
     const found: Violation[] = [];
-    const bitmapRuns = vm.rba.bitmap.setRuns();
-    if (!sameRuns(bitmapRuns, vm.kvm.shared.setRuns())) {
-      found.push({ invariant: 'disagreement', message: 'KVM attributes and the RamBlockAttributes bitmap disagree' });
-    }
+    checkKvmAgreement(vm.kvm.shared, vm.rba.bitmap, found);
     for (const [id, listeners] of vm.vfioListeners) {
-      const container = vm.container(id);
       for (const listener of listeners) {
-        const check = (section: { offsetWithinAddressSpace: number; size: number; offsetWithinRegion: number }, shared: boolean): number => {
-          const mapped = coverage(container, section.offsetWithinAddressSpace, section.size);
-          if (shared ? mapped !== section.size : mapped !== 0) {
-            found.push({
-              invariant: 'disagreement',
-              message: `${id}: ${formatSize(mapped)} of ${formatSize(section.size)} mapped at ${hex(section.offsetWithinAddressSpace)} where the bitmap is ${shared ? 'shared' : 'private'}`,
-              container: id, iova: section.offsetWithinAddressSpace, size: section.size, offset: section.offsetWithinRegion,
-            });
-          }
-          return 0;
-        };
-        vm.rba.replayPopulated(listener.section, (s) => check(s, true));
-        vm.rba.replayDiscarded(listener.section, (s) => check(s, false));
+        checkSectionAgreement(vm.container(id), listener.section, vm.rba.bitmap, vm.config.blockSize, found);
       }
     }
     return found;
   }
 
-  // --- instant checks -----------------------------------------------------
-
   #onEvent(event: CoreEvent): void {
-    switch (event.kind) {
-      case 'dmaMapAttempt':
-        this.#checkMapAfterConvertShared(event.container, event.iova, event.size, event.hostOffset);
-        return;
-      case 'gmemConvertPrivate':
-        this.#checkUnmappedBeforeConvertPrivate(event.offset, event.size);
-        return;
-      case 'stateChangeBegin':
-        this.#beginStateChange(event.offset, event.size, event.toDiscard);
-        return;
-      case 'populateStep':
-        this.#stateChange?.steps.push({ offset: event.offset, size: event.size, succeeded: [], failed: false });
-        return;
-      case 'notifyPopulateDone': {
-        const step = this.#stateChange?.steps.at(-1);
-        if (step === undefined) return;
-        if (event.ret === 0) step.succeeded.push(`${event.listener}@${event.offset}+${event.size}`);
-        else step.failed = true;
-        return;
-      }
-      case 'notifyDiscard':
-        if (event.rollback) this.#stateChange?.rollbackDiscards.push(`${event.listener}@${event.offset}+${event.size}`);
-        return;
-      case 'stateChangeEnd':
-        this.#endStateChange(event.ret);
-        return;
-      case 'kvmSetAttributes':
-      case 'notifyPopulate':
-      case 'dmaMap':
-      case 'dmaUnmap':
-      case 'discardShared':
-      case 'discardPrivate':
-      case 'gmemConvertShared':
-      case 'vmStop':
-        return;
-      default: {
-        const unreachable: never = event;
-        throw new Error(`unhandled event ${JSON.stringify(unreachable)}`);
-      }
+    if (event.kind === 'dmaMapAttempt') {
+      checkMapAfterConvertShared(this.#view, event.container, event.iova, event.size, event.hostOffset, this.#pending);
+    } else if (event.kind === 'gmemConvertPrivate') {
+      checkUnmappedBeforeConvertPrivate(this.#view, event.offset, event.size, this.#pending);
     }
   }
+}
 
-  /** In-place order (6), to shared: nothing is mapped before its CONVERT_SHARED. */
-  #checkMapAfterConvertShared(container: string, iova: number, size: number, hostOffset: number): void {
-    const vm = this.#vm;
-    if (vm.config.mode !== 'inplace') return;
-    const { blockSize, regionSize } = vm.config;
-    if (hostOffset + size > regionSize) return;
-    const first = Math.floor(hostOffset / blockSize);
-    const count = Math.ceil((hostOffset + size) / blockSize) - first;
-    if (!vm.memory.gmemShared.isRangeSet(first, count)) {
-      this.#pending.push({
-        invariant: 'inplace-order',
-        message: `${container} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) before guest_memfd converted it to shared`,
-        container, iova, size, offset: hostOffset,
-      });
-    }
-  }
-
-  /** In-place order (6), to private: every mapping of the range is gone at CONVERT_PRIVATE. */
-  #checkUnmappedBeforeConvertPrivate(offset: number, size: number): void {
-    const vm = this.#vm;
-    const { blockSize } = vm.config;
-    const first = Math.floor(offset / blockSize);
-    const count = Math.ceil((offset + size) / blockSize) - first;
-    if (first + count > vm.memory.blocks || !vm.memory.pins.anyNonZero(first, count)) return;
-    for (const container of vm.containers.values()) {
-      container.mappings.forEach((iova, mSize, hostOffset) => {
-        if (hostOffset < offset + size && hostOffset + mSize > offset) {
-          this.#pending.push({
-            invariant: 'inplace-order',
-            message: `CONVERT_PRIVATE of ${hex(offset)}+${formatSize(size)} while ${container.id} still maps ${hex(iova)}+${formatSize(mSize)}`,
-            container: container.id, iova, size: mSize, offset: hostOffset,
-          });
-          return false;
-        }
-        return true;
-      });
-    }
-  }
-
-  #beginStateChange(offset: number, size: number, toDiscard: boolean): void {
-    const vm = this.#vm;
-    if (toDiscard || vm.config.rollback === 'none') {
-      this.#stateChange = undefined;
-      return;
-    }
-    const first = offset / vm.config.blockSize;
-    const count = size / vm.config.blockSize;
-    this.#stateChange = {
-      offset, size,
-      priorRuns: vm.config.rollback === 'full' ? vm.rba.bitmap.setRuns(first, count) : undefined,
-      steps: [],
-      rollbackDiscards: [],
-    };
-  }
-
-  /**
-   * Rollback exactness (7): after a failed populate, exactly the listeners
-   * notified successfully in the rolled-back steps got a discard (never the
-   * failing one), and the bitmap is back to its prior value there.
-   */
-  #endStateChange(ret: number): void {
-    const record = this.#stateChange;
-    this.#stateChange = undefined;
-    if (record === undefined || ret === 0) return;
-    const vm = this.#vm;
-    const failing = record.steps.findIndex((s) => s.failed);
-    if (failing < 0) return;
-    const rolledBack = vm.config.rollback === 'full' ? record.steps.slice(0, failing + 1) : [record.steps[failing]!];
-    const expected = rolledBack.flatMap((s) => s.succeeded).sort();
-    const actual = [...record.rollbackDiscards].sort();
-    if (expected.join() !== actual.join()) {
-      this.#pending.push({
-        invariant: 'rollback',
-        message: `populate of ${hex(record.offset)}+${formatSize(record.size)} failed: rollback discards [${actual.join(', ')}], expected exactly [${expected.join(', ')}]`,
-        offset: record.offset, size: record.size,
-      });
-    }
-    const { blockSize } = vm.config;
-    const bitmap = vm.rba.bitmap;
-    if (record.priorRuns !== undefined) {
-      const after = bitmap.setRuns(record.offset / blockSize, record.size / blockSize);
-      if (!sameRuns(after, record.priorRuns)) {
-        this.#pending.push({
-          invariant: 'rollback',
-          message: `bitmap of ${hex(record.offset)}+${formatSize(record.size)} did not return to its prior value after full rollback`,
-          offset: record.offset, size: record.size,
-        });
-      }
-    } else {
-      const step = record.steps[failing]!;
-      if (!bitmap.isRangeClear(step.offset / blockSize, step.size / blockSize)) {
-        this.#pending.push({
-          invariant: 'rollback',
-          message: `bits of the failed step ${hex(step.offset)}+${formatSize(step.size)} are still set after rollback`,
-          offset: step.offset, size: step.size,
-        });
-      }
-    }
-  }
-
-  // --- quiescent checks ----------------------------------------------------
-
-  /**
-   * No stale mapping (1): a mapping must not reach a block that is private
-   * in both the bitmap and KVM (in place: private in guest_memfd), nor a
-   * page freed since it was mapped.
-   */
-  #checkStaleMappings(container: VfioContainer, found: Violation[]): void {
-    const vm = this.#vm;
-    const { blockSize, regionSize } = vm.config;
-    const bitmap = vm.rba.bitmap;
-    const kvmShared = vm.kvm.shared;
-    const inplace = vm.config.mode === 'inplace';
-    container.mappings.forEach((iova, size, hostOffset, epoch) => {
-      if (hostOffset + size > regionSize) return true;
-      let reason: string | undefined;
-      if (vm.memory.isStale(hostOffset, size, epoch)) reason = 'its page was freed after it was mapped';
-      else {
-        const first = Math.floor(hostOffset / blockSize);
-        const end = Math.ceil((hostOffset + size) / blockSize);
-        for (let b = first; b < end && reason === undefined; b++) {
-          if (inplace && !vm.memory.gmemShared.test(b)) reason = 'guest_memfd holds it private';
-          else if (!bitmap.test(b) && !kvmShared.test(b)) reason = 'the block is private (bitmap and KVM)';
-        }
-      }
-      if (reason !== undefined) {
-        found.push({
-          invariant: 'stale-mapping',
-          message: `${container.id} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) but ${reason}`,
-          container: container.id, iova, size, offset: hostOffset,
-        });
-      }
-      return true;
-    });
-  }
-
-  /** Entry accounting (4): live mappings never exceed the type1 limit. */
-  #checkEntryLimit(container: VfioContainer, found: Violation[]): void {
-    const limit = container.dmaMaxMappings;
-    if (limit > 0 && container.mappings.count > limit) {
-      found.push({
-        invariant: 'entry-limit',
-        message: `${container.id} holds ${container.mappings.count} mappings, dma_entry_limit is ${limit}`,
-        container: container.id,
-      });
-    }
-  }
-
-  /** Whole-mapping unmaps (5): every unmap range is a union of whole mappings. */
-  #checkPartialUnmaps(container: VfioContainer, found: Violation[]): void {
-    const seen = this.#partialSeen.get(container.id) ?? 0;
-    const cuts = container.partialUnmaps;
-    for (let i = seen; i < cuts.length; i++) {
-      const cut = cuts[i]!;
-      const outcome = cut.kernelRet === cut.qemuRet
-        ? `kernel returned ${cut.kernelRet}`
-        : `kernel returned ${cut.kernelRet}, QEMU reported ${cut.qemuRet}`;
-      found.push({
-        invariant: 'partial-unmap',
-        message: `${container.id}: unmap ${hex(cut.iova)}+${formatSize(cut.size)} cuts mapping ${hex(cut.mapping.iova)}+${formatSize(cut.mapping.size)} (${outcome})`,
-        container: container.id, iova: cut.iova, size: cut.size,
-      });
-    }
-    this.#partialSeen.set(container.id, cuts.length);
-  }
+/** The violation a device access outcome stands for, if any. */
+export function accessViolation(container: string, iova: number, size: number, outcome: DmaOutcome): Violation | undefined {
+  if (outcome !== 'dma-to-private' && outcome !== 'dma-to-stale') return undefined;
+  return {
+    invariant: outcome,
+    message: `device behind ${container} accessed ${hex(iova)}+${formatSize(size)}: ${outcome === 'dma-to-stale' ? 'page freed since it was mapped' : 'page is private'}`,
+    container, iova, size,
+  };
 }
 
 /** Bytes of `[iova, iova + size)` covered by mappings of the container. */

@@ -7,7 +7,7 @@ import type { EventBus } from './events.js';
 import type { BackingMode, GuestMemory } from './guest-memory.js';
 import type { KvmConversionListener } from './kvm-conversion-listener.js';
 import type { KvmMemoryAttributes } from './kvm-memory-attributes.js';
-import type { RamBlockAttributes } from './ram-block-attributes.js';
+import { isValidBlockRange } from './ram-block-attributes.js';
 import { isAligned } from './units.js';
 
 /**
@@ -32,11 +32,24 @@ export interface ConversionContext {
   readonly inplaceOrder: InplaceOrder;
   readonly kvm: KvmMemoryAttributes;
   readonly memory: GuestMemory;
-  readonly rba: RamBlockAttributes;
   /** Registered with `rba` in `priority` order only. */
   readonly kvmListener: KvmConversionListener | undefined;
   readonly bus: EventBus | undefined;
 }
+
+/**
+ * The one call `kvm_convert_memory` makes into RamBlockAttributes. Yielded
+ * so that the same algorithm runs synchronously and on the actor runtime
+ * (where it is a message to the RamBlockAttributes owner).
+ */
+export interface StateChangeCall {
+  readonly kind: 'stateChange';
+  readonly offset: number;
+  readonly size: number;
+  readonly toDiscard: boolean;
+}
+
+export type ConversionSteps = Generator<StateChangeCall, Ret, Ret>;
 
 /**
  * Convert `[start, start + size)` (guest physical) to private or shared.
@@ -45,7 +58,7 @@ export interface ConversionContext {
  * Legacy order: KVM attribute -> bitmap + listeners -> free the page on the
  * side being left. In-place: see {@link InplaceOrder}.
  */
-export function kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): Ret {
+export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): ConversionSteps {
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
   // memory_region_find(): the model has one guest_memfd region; nothing else is RAM.
@@ -56,10 +69,11 @@ export function kvmConvertMemory(ctx: ConversionContext, start: number, size: nu
   }
   // QEMU derives the offset from the section found but keeps the caller's size.
   const offset = Math.max(start, ctx.gpaBase) - ctx.gpaBase;
+  const stateChange: StateChangeCall = { kind: 'stateChange', offset, size, toDiscard: toPrivate };
 
   if (ctx.mode === 'inplace' && ctx.inplaceOrder === 'priority') {
     // The KVM attribute and guest_memfd conversion happen inside the walk.
-    const ret = ctx.rba.stateChange(offset, size, toPrivate);
+    const ret = yield stateChange;
     const conversionError = ctx.kvmListener?.takeError() ?? 0;
     return ret !== 0 ? ret : conversionError;
   }
@@ -68,7 +82,7 @@ export function kvmConvertMemory(ctx: ConversionContext, start: number, size: nu
   ctx.bus?.emit({ kind: 'kvmSetAttributes', gpa: start, size, private: toPrivate });
 
   if (ctx.mode === 'legacy') {
-    const ret = ctx.rba.stateChange(offset, size, toPrivate);
+    const ret = yield stateChange;
     if (ret !== 0) return ret; // "Failed to notify the listener the state change"
     if (toPrivate) {
       ctx.memory.discardShared(offset, size); // ram_block_discard_range
@@ -84,16 +98,16 @@ export function kvmConvertMemory(ctx: ConversionContext, start: number, size: nu
   if (convertFirst) {
     const ret = gmemConvert(ctx, offset, size, toPrivate);
     if (ret !== 0) return ret;
-    return ctx.rba.stateChange(offset, size, toPrivate);
+    return yield stateChange;
   }
-  const ret = ctx.rba.stateChange(offset, size, toPrivate);
+  const ret = yield stateChange;
   if (ret !== 0) return ret;
   return gmemConvert(ctx, offset, size, toPrivate);
 }
 
 /** guest_memfd's in-place `CONVERT_PRIVATE` / `CONVERT_SHARED`. */
 function gmemConvert(ctx: ConversionContext, offset: number, size: number, toPrivate: boolean): Ret {
-  if (!ctx.rba.isValidRange(offset, size)) {
+  if (!isValidBlockRange(offset, size, ctx.pageSize, ctx.regionSize)) {
     ctx.bus?.emit({ kind: toPrivate ? 'gmemConvertPrivate' : 'gmemConvertShared', offset, size, ret: -EINVAL });
     return -EINVAL;
   }

@@ -46,6 +46,45 @@ export interface RamBlockAttributesOptions {
   readonly bus?: EventBus;
 }
 
+/**
+ * One synchronous listener call the algorithm needs made. The algorithms
+ * are generators that yield these and are resumed with the call's result,
+ * so the same code runs synchronously ({@link callListener}) and on the
+ * actor runtime, where a call is a message to a container and a wait for
+ * its reply.
+ */
+export type ListenerCall =
+  | { readonly kind: 'populate'; readonly listener: RamDiscardListener; readonly section: MemoryRegionSection }
+  | { readonly kind: 'discard'; readonly listener: RamDiscardListener; readonly section: MemoryRegionSection };
+
+/** The shape of every RamBlockAttributes algorithm: yields calls, returns a Ret. */
+export type ListenerCalls = Generator<ListenerCall, Ret, Ret>;
+
+/** Make a listener call directly (discards always "return" 0). */
+export function callListener(call: ListenerCall): Ret {
+  if (call.kind === 'populate') return call.listener.notifyPopulate(call.section);
+  call.listener.notifyDiscard(call.section);
+  return 0;
+}
+
+/** Run an algorithm to completion with direct listener calls. */
+export function runListenerCalls(calls: ListenerCalls): Ret {
+  let step = calls.next();
+  while (!step.done) step = calls.next(callListener(step.value));
+  return step.value;
+}
+
+/**
+ * `ram_block_attributes_is_valid_range`: block-aligned offset and size, no
+ * u64 overflow, inside the region. (A zero size passes: it is rejected one
+ * level up, in `kvm_convert_memory`.)
+ */
+export function isValidBlockRange(offset: number, size: number, blockSize: number, regionSize: number): boolean {
+  if (!isAligned(offset, blockSize) || !isAligned(size, blockSize)) return false;
+  if (offset + size >= U64_LIMIT) return false; // `offset + size < offset` in u64
+  return offset + size <= regionSize;
+}
+
 /** A registered listener and the copy of the section it registered with. */
 interface Registration {
   readonly listener: RamDiscardListener;
@@ -63,7 +102,7 @@ export class RamBlockAttributes implements RamDiscardManager {
   readonly rollback: RollbackPolicy;
   readonly priorities: boolean;
   readonly #bus: EventBus | undefined;
-  /** `rdl_list` in notification order. */
+  /** `rdl_list` in notification (populate-walk) order. */
   #registrations: Registration[] = [];
 
   constructor(options: RamBlockAttributesOptions) {
@@ -106,12 +145,20 @@ export class RamBlockAttributes implements RamDiscardManager {
 
   /** `ram_block_attributes_rdm_replay_populated`: `fn` once per maximal shared run. */
   replayPopulated(section: MemoryRegionSection, fn: ReplayFn): Ret {
-    return this.#forEachRun(section, true, fn);
+    return this.#replay(section, true, fn);
   }
 
   /** `ram_block_attributes_rdm_replay_discarded`: `fn` once per maximal private run. */
   replayDiscarded(section: MemoryRegionSection, fn: ReplayFn): Ret {
-    return this.#forEachRun(section, false, fn);
+    return this.#replay(section, false, fn);
+  }
+
+  registerListener(listener: RamDiscardListener, section: MemoryRegionSection): Ret {
+    return runListenerCalls(this.registerListenerCalls(listener, section));
+  }
+
+  unregisterListener(listener: RamDiscardListener): void {
+    runListenerCalls(this.unregisterListenerCalls(listener));
   }
 
   /**
@@ -120,23 +167,34 @@ export class RamBlockAttributes implements RamDiscardManager {
    * run through its `notifyPopulate`. A failed replay makes QEMU exit(1);
    * here it returns the error and leaves the listener linked, as the state
    * was at the moment QEMU exited.
+   *
+   * Concurrency: the replay reads the bitmap run by run, between calls; a
+   * conversion running meanwhile (another thread in QEMU) can flip bits
+   * under it. That is the listener-registration race of spec section 9.
    */
-  registerListener(listener: RamDiscardListener, section: MemoryRegionSection): Ret {
+  *registerListenerCalls(listener: RamDiscardListener, section: MemoryRegionSection): ListenerCalls {
     if (section.mr !== this.mr) throw new RangeError(`section of ${section.mr} registered with ${this.mr}`);
     if (this.#registrations.some((r) => r.listener === listener)) {
       throw new RangeError(`listener ${listener.name} is already registered`);
     }
     const registration: Registration = { listener, section: { ...section } };
+    const list = [...this.#registrations];
     if (this.priorities) {
       // Sorted by ascending priority; equal priorities keep registration order.
-      const at = this.#registrations.findIndex((r) => r.listener.priority > listener.priority);
-      if (at < 0) this.#registrations.push(registration);
-      else this.#registrations.splice(at, 0, registration);
+      const at = list.findIndex((r) => r.listener.priority > listener.priority);
+      if (at < 0) list.push(registration);
+      else list.splice(at, 0, registration);
     } else {
       // QLIST_INSERT_HEAD: the newest listener is notified first.
-      this.#registrations.unshift(registration);
+      list.unshift(registration);
     }
-    return this.#forEachRun(registration.section, true, (s) => this.#callPopulate(listener, s));
+    // Copy-on-write: a walk in flight keeps iterating the list it started with.
+    this.#registrations = list;
+    for (const run of this.#runs(registration.section, true)) {
+      const ret = yield* this.#populateCall(listener, run);
+      if (ret !== 0) return ret;
+    }
+    return 0;
   }
 
   /**
@@ -144,29 +202,23 @@ export class RamBlockAttributes implements RamDiscardManager {
    * section when the listener supports double discard (VFIO), else one per
    * shared run; then unlink.
    */
-  unregisterListener(listener: RamDiscardListener): void {
-    const index = this.#registrations.findIndex((r) => r.listener === listener);
-    const registration = this.#registrations[index];
+  *unregisterListenerCalls(listener: RamDiscardListener): ListenerCalls {
+    const registration = this.#registrations.find((r) => r.listener === listener);
     if (registration === undefined) throw new RangeError(`listener ${listener.name} is not registered`);
     if (listener.doubleDiscardSupported) {
-      this.#callDiscard(listener, registration.section, false);
+      yield* this.#discardCall(listener, registration.section, false);
     } else {
-      this.#forEachRun(registration.section, true, (s) => {
-        this.#callDiscard(listener, s, false);
-        return 0;
-      });
+      for (const run of this.#runs(registration.section, true)) yield* this.#discardCall(listener, run, false);
     }
-    this.#registrations.splice(index, 1);
+    this.#registrations = this.#registrations.filter((r) => r !== registration);
+    return 0;
   }
 
   // --- state change --------------------------------------------------------
 
   /** `ram_block_attributes_is_valid_range`. */
   isValidRange(offset: number, size: number): boolean {
-    if (!isAligned(offset, this.blockSize) || !isAligned(size, this.blockSize)) return false;
-    if (offset + size >= U64_LIMIT) return false; // `offset + size < offset` in u64
-    if (offset + size > this.regionSize) return false;
-    return true;
+    return isValidBlockRange(offset, size, this.blockSize, this.regionSize);
   }
 
   /**
@@ -177,39 +229,52 @@ export class RamBlockAttributes implements RamDiscardManager {
    * populate (handled by the rollback policy).
    */
   stateChange(offset: number, size: number, toDiscard: boolean): Ret {
+    return runListenerCalls(this.stateChangeCalls(offset, size, toDiscard));
+  }
+
+  /**
+   * {@link stateChange} as a generator of listener calls.
+   *
+   * Concurrency: there is no lock (QEMU has none [inferred]). Two of these
+   * may be in flight at once on the actor runtime, each reading and writing
+   * the bitmap between its own listener calls.
+   */
+  *stateChangeCalls(offset: number, size: number, toDiscard: boolean): ListenerCalls {
     if (!this.isValidRange(offset, size)) return -EINVAL;
     const bus = this.#bus;
     bus?.emit({ kind: 'stateChangeBegin', offset, size, toDiscard });
-    const ret = toDiscard ? this.#changeToDiscarded(offset, size) : this.#changeToPopulated(offset, size);
+    const ret = toDiscard ? yield* this.#changeToDiscarded(offset, size) : yield* this.#changeToPopulated(offset, size);
     bus?.emit({ kind: 'stateChangeEnd', offset, size, toDiscard, ret });
     return ret;
   }
 
-  #changeToDiscarded(offset: number, size: number): Ret {
-    const { firstBit, nbits } = this.#bits(offset, size);
+  *#changeToDiscarded(offset: number, size: number): ListenerCalls {
+    const firstBit = offset / this.blockSize;
+    const nbits = size / this.blockSize;
     const bitmap = this.bitmap;
     if (bitmap.isRangeClear(firstBit, nbits)) return 0; // already private
     if (bitmap.isRangeSet(firstBit, nbits)) {
       bitmap.clearRange(firstBit, nbits);
-      this.#notifyDiscard(offset, size, false);
+      yield* this.#notifyDiscard(offset, size, false);
       return 0;
     }
     // Unexpected mixture: one block at a time, ascending.
-    for (let bit = bitmap.findNextBit(firstBit, firstBit + nbits); bit < firstBit + nbits;
-      bit = bitmap.findNextBit(bit + 1, firstBit + nbits)) {
+    const end = firstBit + nbits;
+    for (let bit = bitmap.findNextBit(firstBit, end); bit < end; bit = bitmap.findNextBit(bit + 1, end)) {
       bitmap.clear(bit);
-      this.#notifyDiscard(bit * this.blockSize, this.blockSize, false);
+      yield* this.#notifyDiscard(bit * this.blockSize, this.blockSize, false);
     }
     return 0;
   }
 
-  #changeToPopulated(offset: number, size: number): Ret {
-    const { firstBit, nbits } = this.#bits(offset, size);
+  *#changeToPopulated(offset: number, size: number): ListenerCalls {
+    const firstBit = offset / this.blockSize;
+    const nbits = size / this.blockSize;
     const bitmap = this.bitmap;
     if (bitmap.isRangeSet(firstBit, nbits)) return 0; // already shared
     if (bitmap.isRangeClear(firstBit, nbits)) {
       bitmap.setRange(firstBit, nbits);
-      const ret = this.#notifyPopulate(offset, size);
+      const ret = yield* this.#notifyPopulate(offset, size);
       if (ret !== 0 && this.rollback !== 'none') bitmap.clearRange(firstBit, nbits);
       return ret;
     }
@@ -218,120 +283,118 @@ export class RamBlockAttributes implements RamDiscardManager {
     const changed: number[] = []; // blocks this call populated, for `full` rollback
     for (let bit = bitmap.findNextZeroBit(firstBit, end); bit < end; bit = bitmap.findNextZeroBit(bit + 1, end)) {
       bitmap.set(bit);
-      const ret = this.#notifyPopulate(bit * this.blockSize, this.blockSize);
+      const ret = yield* this.#notifyPopulate(bit * this.blockSize, this.blockSize);
       if (ret === 0) {
         if (this.rollback === 'full') changed.push(bit);
         continue;
       }
       if (this.rollback !== 'none') bitmap.clear(bit);
-      if (this.rollback === 'full') this.#restoreChangedBlocks(changed);
+      if (this.rollback === 'full') {
+        // v5 patch 10: every block this call populated goes back, ascending.
+        for (const done of changed) {
+          bitmap.clear(done);
+          yield* this.#notifyDiscard(done * this.blockSize, this.blockSize, true);
+        }
+      }
       return ret;
     }
     return 0;
-  }
-
-  /**
-   * Full rollback of a mixture-to-shared change (v5 patch 10): every block
-   * this call populated before the failing one goes back to private,
-   * ascending, each with its own discard to every intersecting listener.
-   */
-  #restoreChangedBlocks(changed: readonly number[]): void {
-    for (const bit of changed) {
-      this.bitmap.clear(bit);
-      this.#notifyDiscard(bit * this.blockSize, this.blockSize, true);
-    }
   }
 
   // --- notification walks ---------------------------------------------------
 
   /**
    * `ram_block_attributes_notify_populate`: every listener whose section
-   * intersects, in list order, until the first error. The rollback policy
-   * decides what the listeners already notified hear about it.
+   * intersects, in list order, until the first error. Under a rollback
+   * policy, the listeners already notified in this walk are told to discard
+   * again (not the failing one, which cleaned up after itself): in the
+   * order they were notified (virtio-mem), or in reverse with priorities so
+   * VFIO unmaps before the KVM listener converts back. The caller restores
+   * the bits after this returns (bitmap before listeners, both ways).
    */
-  #notifyPopulate(offset: number, size: number): Ret {
+  *#notifyPopulate(offset: number, size: number): ListenerCalls {
     this.#bus?.emit({ kind: 'populateStep', offset, size });
     const notified: Registration[] = [];
     for (const registration of this.#registrations) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section === undefined) continue;
-      const ret = this.#callPopulate(registration.listener, section);
-      if (ret !== 0) {
-        if (this.rollback !== 'none') this.#rollbackListeners(notified, offset, size);
-        return ret;
+      const ret = yield* this.#populateCall(registration.listener, section);
+      if (ret === 0) {
+        notified.push(registration);
+        continue;
       }
-      notified.push(registration);
+      if (this.rollback !== 'none') {
+        if (this.priorities) notified.reverse();
+        for (const done of notified) {
+          yield* this.#discardCall(done.listener, sectionIntersectRange(done.section, offset, size)!, true);
+        }
+      }
+      return ret;
     }
     return 0;
   }
 
   /**
-   * Tell the listeners notified before the failing one to discard again (not
-   * the failing listener, which cleaned up after itself). Merged order: the
-   * same order they were notified in, as virtio-mem does; priority order:
-   * reverse, so VFIO unmaps before the KVM listener converts back.
+   * `ram_block_attributes_notify_discard`: every intersecting listener
+   * (reverse order with priorities); cannot fail.
    */
-  #rollbackListeners(notified: readonly Registration[], offset: number, size: number): void {
-    const order = this.priorities ? [...notified].reverse() : notified;
-    for (const registration of order) {
-      const section = sectionIntersectRange(registration.section, offset, size);
-      if (section !== undefined) this.#callDiscard(registration.listener, section, true);
-    }
-  }
-
-  /** `ram_block_attributes_notify_discard`: every intersecting listener; cannot fail. */
-  #notifyDiscard(offset: number, size: number, rollback: boolean): void {
+  *#notifyDiscard(offset: number, size: number, rollback: boolean): ListenerCalls {
     const registrations = this.#registrations;
     const reverse = this.priorities;
     for (let i = 0; i < registrations.length; i++) {
       const registration = registrations[reverse ? registrations.length - 1 - i : i]!;
       const section = sectionIntersectRange(registration.section, offset, size);
-      if (section !== undefined) this.#callDiscard(registration.listener, section, rollback);
+      if (section !== undefined) yield* this.#discardCall(registration.listener, section, rollback);
     }
+    return 0;
   }
 
-  #callPopulate(listener: RamDiscardListener, section: MemoryRegionSection): Ret {
+  *#populateCall(listener: RamDiscardListener, section: MemoryRegionSection): ListenerCalls {
     const bus = this.#bus;
     bus?.emit({ kind: 'notifyPopulate', listener: listener.name, offset: section.offsetWithinRegion, size: section.size });
-    const ret = listener.notifyPopulate(section);
+    const ret = yield { kind: 'populate', listener, section };
     bus?.emit({ kind: 'notifyPopulateDone', listener: listener.name, offset: section.offsetWithinRegion, size: section.size, ret });
     return ret;
   }
 
-  #callDiscard(listener: RamDiscardListener, section: MemoryRegionSection, rollback: boolean): void {
+  *#discardCall(listener: RamDiscardListener, section: MemoryRegionSection, rollback: boolean): ListenerCalls {
     this.#bus?.emit(rollback
       ? { kind: 'notifyDiscard', listener: listener.name, offset: section.offsetWithinRegion, size: section.size, rollback: true }
       : { kind: 'notifyDiscard', listener: listener.name, offset: section.offsetWithinRegion, size: section.size });
-    listener.notifyDiscard(section);
+    yield { kind: 'discard', listener, section };
+    return 0;
   }
 
-  // --- helpers ---------------------------------------------------------------
+  // --- run iteration ---------------------------------------------------------
 
-  #bits(offset: number, size: number): { firstBit: number; nbits: number } {
-    return { firstBit: offset / this.blockSize, nbits: size / this.blockSize };
+  #replay(section: MemoryRegionSection, populated: boolean, fn: ReplayFn): Ret {
+    for (const run of this.#runs(section, populated)) {
+      const ret = fn(run);
+      if (ret !== 0) return ret; // QEMU logs the error and stops
+    }
+    return 0;
   }
 
   /**
    * `ram_block_attributes_for_each_populated_section` /
    * `..._for_each_discarded_section`: from the section's first block, find
    * the next run of the wanted state, intersect it with the section, stop
-   * when empty (the run is past the section), call `fn`, stop on error.
+   * when empty (the run is past the section), yield it, continue after it.
+   * The bitmap is read lazily, run by run.
    */
-  #forEachRun(section: MemoryRegionSection, populated: boolean, fn: ReplayFn): Ret {
+  *#runs(section: MemoryRegionSection, populated: boolean): Generator<MemoryRegionSection, void, void> {
     const bitmap = this.bitmap;
     const size = this.bitmapSize;
-    const findStart = populated ? bitmap.findNextBit.bind(bitmap) : bitmap.findNextZeroBit.bind(bitmap);
-    const findEnd = populated ? bitmap.findNextZeroBit.bind(bitmap) : bitmap.findNextBit.bind(bitmap);
-    let firstBit = findStart(Math.floor(section.offsetWithinRegion / this.blockSize), size);
+    const findStart = (from: number): number => (populated ? bitmap.findNextBit(from, size) : bitmap.findNextZeroBit(from, size));
+    const findEnd = (from: number): number => (populated ? bitmap.findNextZeroBit(from, size) : bitmap.findNextBit(from, size));
+    let firstBit = findStart(Math.floor(section.offsetWithinRegion / this.blockSize));
     while (firstBit < size) {
-      const lastBit = findEnd(firstBit + 1, size) - 1;
+      const lastBit = findEnd(firstBit + 1) - 1;
       const run = sectionIntersectRange(section, firstBit * this.blockSize, (lastBit - firstBit + 1) * this.blockSize);
-      if (run === undefined) break;
-      const ret = fn(run);
-      if (ret !== 0) return ret;
+      if (run === undefined) return;
+      yield run;
       // lastBit + 1 is known to be of the other state: resume after it, as QEMU does.
-      firstBit = lastBit + 2 < size ? findStart(lastBit + 2, size) : size;
+      firstBit = lastBit + 2 < size ? findStart(lastBit + 2) : size;
     }
-    return 0;
   }
 }

@@ -16,23 +16,30 @@
  * - Every access to a header word or a `seq[]` word goes through `Atomics.*`.
  *   All `Atomics` operations are sequentially consistent (SeqCst) in the
  *   ECMAScript memory model: they are totally ordered, and an `Atomics.load`
- *   that reads the value written by an `Atomics.store` synchronizes-with that
- *   store.
+ *   (or RMW) that reads the value written by an `Atomics.store` (or RMW)
+ *   synchronizes-with it.
  * - Payload words (Float64) are written and read with PLAIN typed-array
  *   accesses. They are made safe by the slot protocol alone: the producer's
- *   plain writes are sequenced before its `Atomics.store(seq)` (publish), and
- *   the consumer's plain reads are sequenced after the `Atomics.load(seq)`
+ *   plain writes are sequenced before its publishing `Atomics.exchange(seq)`,
+ *   and the consumer's plain reads are sequenced after the `Atomics.load(seq)`
  *   that observed the publish, so the writes happen-before the reads. The
  *   same argument, mirrored, covers slot reuse (the consumer's reads happen
- *   before the release store, which happens before the next producer's
- *   writes). No payload word is ever accessed by two agents without such an
- *   edge in between.
- * - The wake-up protocols rely on SeqCst *store -> load* ordering (the
- *   "Dekker" pattern): if agent A stores X then loads Y, and agent B stores Y
- *   then loads X, at least one of them observes the other's store. Plain
- *   acquire/release would NOT give this; SeqCst `Atomics` does (V8 emits
- *   `xchg`/`mfence` on x86 and `stlr`+`ldar` on ARMv8, both of which forbid
- *   the store->load reordering).
+ *   before its releasing exchange, which happens before the next producer's
+ *   load of seq, which precedes its writes). No payload word is ever accessed
+ *   by two agents without such an edge in between.
+ * - Each `seq[]` word is also the FUTEX word for its slot, and its low bit is
+ *   the "a waiter is (about to be) asleep on this word" flag. Lost wake-ups
+ *   are excluded by the atomicity of read-modify-writes on that ONE word (the
+ *   waiter sets the bit with `compareExchange`; wakers change the word with
+ *   `exchange` and see the bit in the old value), not by cross-location
+ *   ordering. The only cross-location ordering relied on is for {@link H_CLOSED}
+ *   (see there), which uses SeqCst store->load ordering (the "Dekker"
+ *   pattern; V8 emits `xchg`/`mfence` on x86 and `stlr`+`ldar` on ARMv8).
+ *
+ * Why so few header words: in Node 20 (V8 11.3) every `Atomics.*` call is an
+ * out-of-line builtin call (~15–25 ns, vs ~2 ns for a plain load), so the hot
+ * path is designed around the number of atomic operations per message
+ * (producer 3, consumer 3), not just around cache lines.
  *
  * @module
  */
@@ -56,9 +63,10 @@ export const MAILBOX_MAGIC = 0x4d424f58; // "MBOX"
 export const MAILBOX_LAYOUT_VERSION = 1;
 
 /**
- * Largest supported capacity. Positions are Int32 counters that wrap at 2^32;
- * the Vyukov comparison `(seq - pos) | 0` is only meaningful while the
- * distance between any live seq and position stays far below 2^31.
+ * Largest supported capacity. Positions wrap at 2^32 and seq words hold them
+ * mod 2^31 (shifted left by one); the wrapped comparison is only meaningful
+ * while the distance between a live seq and a position (at most
+ * capacity + number of producers) stays far below 2^30.
  */
 export const MAX_CAPACITY = 1 << 24;
 
@@ -67,97 +75,82 @@ export const MAX_CAPACITY = 1 << 24;
 // ---------------------------------------------------------------------------
 
 /**
- * Line 0 — producers' claim counter (next position to hand out), wraps at 2^32.
- * Written only by `Atomics.compareExchange` (producers). Read by the consumer
- * and by anyone computing `pending()`. Hot and contended between producers,
- * so it sits alone on its line.
+ * Line 0 — producers' claim counter: the next position to hand out. Wraps at
+ * 2^32. Changed only by `Atomics.add` (blocking send: claim first, then wait
+ * for the slot) or `Atomics.compareExchange` (`trySend`: claim only a free
+ * slot). Since every claim increments it by one, it doubles as the
+ * "messages sent" statistic (read as uint32). Hot and contended between
+ * producers, so it sits alone on its line.
  */
 export const H_TAIL = 0 * LINE;
 
 /**
- * Line 1 — consumer's position (next position to read), wraps at 2^32.
- * Written only by the consumer with `Atomics.store` AFTER the slot's release
- * store, so `tail - head` never under-counts a message still in a slot.
- * Read only for `pending()`; the consumer keeps its own copy.
+ * Line 1 — the consumer's position (next position to read), wraps at 2^32.
+ * STATISTICS ONLY: the consumer keeps its own copy and mirrors it here with
+ * `Atomics.store` every `HEAD_MIRROR_INTERVAL` messages and whenever it finds
+ * the ring empty, always AFTER the release of the positions it covers, so
+ * `tail - head` never under-counts. Nothing synchronizes on it.
  */
 export const H_HEAD = 1 * LINE;
 
 /**
- * Line 2 — 1 while the consumer has announced it is about to sleep / is
- * sleeping on {@link H_DATA_FUTEX}, else 0. Written only by the consumer.
- * Producers `Atomics.load` it after their publish store (Dekker pairing with
- * the consumer's store-then-recheck; see `MailboxConsumer.receive`).
+ * Line 2 — 1 once the mailbox is closed (never reset). `close` does
+ * `Atomics.store(CLOSED, 1)` and THEN, on every seq word, `Atomics.and(~1)`
+ * (clear the waiter bit) and notifies if the bit was set. A waiter sets the
+ * bit (`compareExchange`) and THEN loads CLOSED. SeqCst gives: either the
+ * waiter sees CLOSED = 1, or its bit-set precedes close's `and` on that word,
+ * so close changes the word (the waiter's `Atomics.wait(word, v | 1)` fails
+ * or is woken by the notify).
  */
-export const H_CONSUMER_SLEEPING = 2 * LINE;
+export const H_CLOSED = 2 * LINE;
 
-/**
- * Line 2 — futex word the consumer `Atomics.wait`s on. Its value carries no
- * meaning except "changed": producers (and `close`) `Atomics.add` 1 before
- * `Atomics.notify`, so a consumer that read the old value before its final
- * re-check returns from `Atomics.wait` immediately ("not-equal") instead of
- * missing the wake-up. Shares the line with the sleeping flag: both are only
- * touched on the slow path.
- */
-export const H_DATA_FUTEX = 2 * LINE + 1;
+/** Line 2 — capacity (power of two). Written once before the SAB is shared; read-only afterwards. */
+export const H_CAPACITY = 2 * LINE + 1;
 
-/**
- * Line 3 — number of producers that announced they are about to sleep / are
- * sleeping on {@link H_SPACE_FUTEX} because the ring was full. Producers
- * `Atomics.add(+1)` before their final re-check and `Atomics.sub(-1)` after
- * waking. The consumer `Atomics.load`s it after each release store (Dekker
- * pairing, mirrored from the data side).
- */
-export const H_PRODUCERS_WAITING = 3 * LINE;
+/** Line 2 — {@link MAILBOX_MAGIC}. Write-once. */
+export const H_MAGIC = 2 * LINE + 2;
 
-/** Line 3 — futex word full-ring producers wait on; bumped by the consumer (and `close`) before notifying. */
-export const H_SPACE_FUTEX = 3 * LINE + 1;
+/** Line 2 — {@link MAILBOX_LAYOUT_VERSION}. Write-once. */
+export const H_VERSION = 2 * LINE + 3;
 
-/**
- * Line 4 — 1 once the mailbox is closed (never reset). Set with
- * `Atomics.store` BEFORE both futex words are bumped, so any sleeper that
- * re-checks after the bump (or whose `Atomics.wait` is failed by it) sees it.
- */
-export const H_CLOSED = 4 * LINE;
+/** Line 3 — stats: consumer waits that ended their spin and entered `Atomics.wait` (consumer only, `Atomics.add`). */
+export const H_STAT_CONSUMER_SLEEPS = 3 * LINE;
 
-/** Line 4 — capacity (power of two). Written once before the SAB is shared; read-only afterwards. */
-export const H_CAPACITY = 4 * LINE + 1;
+/** Line 3 — stats: producer sends that found their slot still occupied (ring full) and entered `Atomics.wait` (`Atomics.add`). */
+export const H_STAT_PRODUCER_FULL_WAITS = 3 * LINE + 1;
 
-/** Line 4 — {@link MAILBOX_MAGIC}. Write-once. */
-export const H_MAGIC = 4 * LINE + 2;
-
-/** Line 4 — {@link MAILBOX_LAYOUT_VERSION}. Write-once. */
-export const H_VERSION = 4 * LINE + 3;
-
-/**
- * Line 5 — stats: messages published (producers, `Atomics.add` after the
- * publish store). Int32; wraps after 2^31 messages, read it as a rate or
- * a small-run total. Alone on its line because every send touches it.
- */
-export const H_STAT_SENT = 5 * LINE;
-
-/** Line 6 — stats: consumer receives that ended their spin and entered `Atomics.wait` (consumer, `Atomics.add`). */
-export const H_STAT_CONSUMER_SLEEPS = 6 * LINE;
-
-/** Line 6 — stats: producer sends that found the ring full and entered `Atomics.wait` (producers, `Atomics.add`). */
-export const H_STAT_PRODUCER_FULL_WAITS = 6 * LINE + 1;
-
-/** Header size in Int32 words (7 lines used, padded to 8). */
-export const HEADER_WORDS = 8 * LINE;
+/** Header size in Int32 words (4 lines). */
+export const HEADER_WORDS = 4 * LINE;
 
 /** Header size in bytes; the seq area starts here. */
-export const HEADER_BYTES = HEADER_WORDS * Int32Array.BYTES_PER_ELEMENT; // 512
+export const HEADER_BYTES = HEADER_WORDS * Int32Array.BYTES_PER_ELEMENT; // 256
 
 // ---------------------------------------------------------------------------
 // Areas after the header.
 // ---------------------------------------------------------------------------
 
 /**
- * Int32 index (into `new Int32Array(sab)`) of slot 0's sequence number.
- * `seq[i]` protocol (Vyukov): `seq == pos` → free for the producer claiming
- * `pos`; `seq == pos + 1` → published, readable by the consumer at `pos`;
- * released by the consumer as `seq = pos + capacity` (free for the next lap).
+ * Int32 index (into `new Int32Array(sab)`) of slot 0's sequence word.
+ *
+ * Encoding: `seq = (n << 1) | W`, where `n` is a position (mod 2^31) and `W`
+ * is the waiter bit ({@link SEQ_WAITER_BIT}). Vyukov protocol on `n`:
+ * - `n == pos`      free for the producer owning position `pos`;
+ * - `n == pos + 1`  published: readable by the consumer at `pos`;
+ * - released by the consumer as `n = pos + capacity` (free for the next lap).
+ * Compare `(seq & SEQ_VALUE_MASK) - (pos << 1)` as a wrapped Int32 (`| 0`).
  */
 export const SEQ_BASE = HEADER_WORDS;
+
+/** Low bit of a seq word: set by a waiter (consumer or producer) before it `Atomics.wait`s on that word. */
+export const SEQ_WAITER_BIT = 1;
+
+/** Mask selecting the position part of a seq word. */
+export const SEQ_VALUE_MASK = ~SEQ_WAITER_BIT;
+
+/** Seq word (without waiter bit) for position `pos`; Int32 wrap-around intended. */
+export function seqOf(pos: number): number {
+  return pos << 1;
+}
 
 /** Byte offset of the payload area, aligned to a cache line. */
 export function payloadByteOffset(capacity: number): number {
@@ -221,8 +214,8 @@ export function initMailbox(capacity: number): SharedArrayBuffer {
   }
   const sab = new SharedArrayBuffer(mailboxByteLength(capacity));
   const i32 = new Int32Array(sab, 0, HEADER_WORDS + capacity);
-  // Fresh SAB is zeroed: TAIL = HEAD = 0, flags/futexes/stats = 0.
-  for (let i = 0; i < capacity; i++) Atomics.store(i32, SEQ_BASE + i, i); // slot i free for position i
+  // Fresh SAB is zeroed: TAIL = HEAD = 0, CLOSED = 0, stats = 0.
+  for (let i = 0; i < capacity; i++) Atomics.store(i32, SEQ_BASE + i, seqOf(i)); // slot i free for position i
   Atomics.store(i32, H_CAPACITY, capacity);
   Atomics.store(i32, H_VERSION, MAILBOX_LAYOUT_VERSION);
   Atomics.store(i32, H_MAGIC, MAILBOX_MAGIC); // last: a half-initialised buffer never validates

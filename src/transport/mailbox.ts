@@ -4,79 +4,85 @@
  * ## Design (Vyukov bounded queue, specialised to one consumer)
  *
  * The ring has `capacity` (power of two) fixed-size slots of 8 Float64 words
- * (64 bytes) plus one Int32 sequence number per slot (`seq[]`, a separate
- * area; offsets in `layout.ts`). Positions are free-running Int32 counters
- * (`tail` for producers, `head` for the consumer) that wrap at 2^32; slot of
- * position `pos` is `pos & (capacity - 1)`. All position arithmetic is done
- * `| 0` so comparisons survive the wrap.
+ * (64 bytes) plus one Int32 sequence word per slot (`seq[]`, a separate area;
+ * offsets and encoding in `layout.ts`: `seq = (n << 1) | waiterBit`).
+ * Positions are free-running Int32 counters (`tail` for producers, `head` for
+ * the consumer); the slot of position `pos` is `pos & (capacity - 1)`.
  *
- * - A slot whose `seq == pos` is free for the producer that claims `pos`.
- * - Producer: reads `tail`, checks `seq[slot] == tail`, claims with
- *   `Atomics.compareExchange(tail, pos, pos + 1)`, writes the payload with
- *   plain stores, then PUBLISHES with `Atomics.store(seq[slot], pos + 1)`.
- * - Consumer: at `head`, `Atomics.load(seq[slot]) == head + 1` means the slot
- *   is complete; it reads the payload with plain loads, then RELEASES it with
- *   `Atomics.store(seq[slot], head + capacity)` (free for the next lap).
- * - `seq[slot] < pos` (as a wrapped difference) at the producer means the
- *   previous lap's message is still there: the ring is full.
+ * - A slot whose `n == pos` is free for the producer owning position `pos`.
+ * - Producer (`send`): claims `pos = Atomics.add(tail, 1)`, waits until its
+ *   slot is free (normally it already is), writes the payload with plain
+ *   stores, then PUBLISHES with `Atomics.exchange(seq, (pos + 1) << 1)`.
+ *   (`trySend` instead claims with `compareExchange` only after seeing the
+ *   slot free, so it never has to wait.)
+ * - Consumer: at `head`, `n == head + 1` means the slot is complete; it reads
+ *   the payload with plain loads, then RELEASES the slot with
+ *   `Atomics.exchange(seq, (head + capacity) << 1)` (free for the next lap).
  *
  * Ordering guarantees: the consumer reads positions strictly in order, so it
  * sees messages in claim order. One producer claims its positions in program
- * order, so messages of one producer are never reordered; each position is
- * claimed by exactly one CAS winner and read exactly once, so nothing is
- * duplicated or lost. (A claimed-but-not-yet-published slot at `head` holds
- * the consumer back even if later slots are published: that is what keeps
- * FIFO order.)
+ * order, so its messages are never reordered; each position is claimed by
+ * exactly one `add`/CAS winner and read exactly once, so nothing is lost or
+ * duplicated. A claimed-but-unpublished slot at `head` holds the consumer
+ * back even if later slots are published: that is what keeps FIFO order.
  *
- * ## Blocking (spin, then futex)
+ * ## Blocking: spin, then futex on the slot's own seq word
  *
- * Both sides first poll a bounded number of times, then sleep with
- * `Atomics.wait` on a futex word. The waker only pays for `Atomics.notify`
- * when the sleeper announced itself in a flag/counter, so the fast path of a
- * busy peer is syscall-free. The lost-wake-up argument (same on both sides):
+ * A blocked side (consumer waiting for `head` to be published, producer
+ * waiting for its claimed slot to be released) polls the slot's seq word
+ * `spinPolls` times, then announces itself by setting the waiter bit in that
+ * same word and sleeps on it with `Atomics.wait`. Publish and release are
+ * `Atomics.exchange`, which returns the previous value: the waker calls
+ * `Atomics.notify` only if the waiter bit was set, so a busy peer costs no
+ * notify (and no extra atomic: there is no separate "sleeping" flag to load).
+ *
+ * Lost wake-up argument (one word, so no memory-ordering subtleties):
  *
  * ```
- * sleeper                                  waker
- * v = load(futex)            (1)           store(seq, ...)      (a)  publish/release
- * store(announce, 1)         (2)           if load(announce)    (b)
- * if (condition now true) return (3)          add(futex, 1)     (c)
- * wait(futex, v)             (4)              notify(futex)     (d)
+ * waiter                                   waker
+ * v = load(seq)  // not ready      (1)     old = exchange(seq, next)  (a)
+ * if CAS(seq, v, v | 1) fails: goto 1 (2)  if (old & 1) notify(seq)   (b)
+ * wait(seq, v | 1)                 (3)
  * ```
  *
- * All `Atomics` are SeqCst, so (2)->(3) vs (a)->(b) is the Dekker pattern: either
- * (3) sees (a) and the sleeper does not sleep, or (b) sees (2) and the waker
- * bumps + notifies. In the latter case the bump (c) either precedes (4) — then
- * the futex value differs from `v` (read at (1), before (2)) and `Atomics.wait`
- * returns `"not-equal"` at once — or follows it, and (d) wakes the sleeper
- * (`Atomics.wait` checks the value and enqueues atomically with respect to
- * `Atomics.notify`). Reading `v` AFTER the re-check would reopen the race.
+ * RMWs on one word are totally ordered. If (a) precedes (2), the CAS fails and
+ * the waiter re-reads (sees the new state). If (a) follows (2), `old` has the
+ * bit, so the waker notifies; if (a) also precedes (3), the word is no longer
+ * `v | 1` and `Atomics.wait` returns "not-equal" at once; otherwise (3)
+ * enqueued the waiter before (b) and (b) wakes it (`Atomics.wait` compares and
+ * enqueues atomically with respect to `Atomics.notify`). Several agents may
+ * wait on one word (consumer and an over-claiming producer, or producers when
+ * there are more producers than slots), so the waker notifies ALL; each woken
+ * waiter re-checks and re-sets the bit if it must keep waiting. A bit left set
+ * after a timeout only costs the next waker one spurious notify.
+ *
+ * `close` sets CLOSED, then clears every waiter bit (`Atomics.and`) and
+ * notifies where it was set; waiters check CLOSED after setting the bit
+ * (details at `H_CLOSED` in `layout.ts`).
  *
  * @module
  */
 import {
   H_CLOSED,
-  H_CONSUMER_SLEEPING,
-  H_DATA_FUTEX,
   H_HEAD,
-  H_PRODUCERS_WAITING,
-  H_SPACE_FUTEX,
   H_STAT_CONSUMER_SLEEPS,
   H_STAT_PRODUCER_FULL_WAITS,
-  H_STAT_SENT,
   H_TAIL,
   SEQ_BASE,
+  SEQ_VALUE_MASK,
+  SEQ_WAITER_BIT,
   SLOT_WORDS,
   initMailbox,
   mailboxViews,
+  seqOf,
 } from './layout.js';
 
 export { SLOT_WORDS } from './layout.js';
 
 /**
  * Default number of polls before a blocked side goes to sleep. One poll is
- * one `Atomics.load` (plus a CAS attempt on the producer side), i.e. a few
- * ns to ~100 ns when the line has to come from another core, so this bounds
- * spinning to roughly 1–50 µs.
+ * one `Atomics.load` (~15–20 ns in Node 20, more when the line has to come
+ * from another core), so this bounds spinning to roughly 20–100 µs.
  */
 export const DEFAULT_SPIN_POLLS = 1000;
 
@@ -92,7 +98,7 @@ export interface MailboxEndpointOptions {
   spinPolls?: number;
 }
 
-/** Thrown by blocking sends on a closed mailbox. */
+/** Thrown by a blocking send that has to wait on a closed mailbox. */
 export class MailboxClosedError extends Error {
   constructor() {
     super('mailbox is closed');
@@ -102,13 +108,15 @@ export class MailboxClosedError extends Error {
 
 /** Counters kept in the mailbox SAB, plus a snapshot of its state. */
 export interface MailboxStats {
-  /** Messages published by producers (Int32, wraps after 2^31). */
+  /** Positions claimed by producers = messages sent, including ones still being written (the tail counter, mod 2^32). */
   sent: number;
-  /** Consumer receives whose spin ended in `Atomics.wait`. */
+  /** Messages consumed (the head counter, mod 2^32; lags by < {@link HEAD_MIRROR_INTERVAL} while the consumer is busy). */
+  received: number;
+  /** Consumer waits whose spin ended in `Atomics.wait`. */
   consumerSleeps: number;
-  /** Producer sends that found the ring full and entered `Atomics.wait`. */
+  /** Producer sends that found their slot occupied (ring full) and entered `Atomics.wait`. */
   producerFullWaits: number;
-  /** Claimed-but-unconsumed positions (see {@link pendingMessages}). */
+  /** `sent - received` (see {@link pendingMessages}). */
   pending: number;
   capacity: number;
   closed: boolean;
@@ -123,58 +131,67 @@ export function createMailbox(capacity: number): SharedArrayBuffer {
   return initMailbox(capacity);
 }
 
-/** Number of messages in the ring: positions claimed by producers and not yet consumed (includes slots still being written). */
+/**
+ * Messages in the mailbox: positions claimed by producers and not yet
+ * consumed. Includes messages still being written and blocking senders
+ * waiting for a full ring, so it can exceed the capacity by up to the number
+ * of producers. Safe from any thread; not a single snapshot of tail and head,
+ * and over-counts by less than {@link HEAD_MIRROR_INTERVAL} while the consumer
+ * is busy ({@link MailboxConsumer.pending} is exact).
+ */
 export function pendingMessages(sab: SharedArrayBuffer): number {
-  const { i32 } = mailboxViews(sab);
-  return pendingOf(i32);
+  return pendingOf(mailboxViews(sab).i32);
 }
 
 function pendingOf(i32: Int32Array): number {
-  // Head is stored after each release, tail is only ever CAS'ed upwards, so
-  // the wrapped difference is in [0, capacity] — modulo the two loads not
-  // being one snapshot (a concurrent send/receive may be counted or not).
-  const tail = Atomics.load(i32, H_TAIL);
+  // Head is stored after each release and tail only grows, so reading head
+  // first keeps the wrapped difference >= 0.
   const head = Atomics.load(i32, H_HEAD);
+  const tail = Atomics.load(i32, H_TAIL);
   return (tail - head) | 0;
 }
 
-/** Reads the stats counters and state of a mailbox. Safe from any thread at any time. */
+/** Reads the counters and state of a mailbox. Safe from any thread at any time. */
 export function mailboxStats(sab: SharedArrayBuffer): MailboxStats {
   const { i32, capacity } = mailboxViews(sab);
+  const head = Atomics.load(i32, H_HEAD);
+  const tail = Atomics.load(i32, H_TAIL);
   return {
-    sent: Atomics.load(i32, H_STAT_SENT),
+    sent: tail >>> 0,
+    received: head >>> 0,
     consumerSleeps: Atomics.load(i32, H_STAT_CONSUMER_SLEEPS),
     producerFullWaits: Atomics.load(i32, H_STAT_PRODUCER_FULL_WAITS),
-    pending: pendingOf(i32),
+    pending: (tail - head) | 0,
     capacity,
     closed: Atomics.load(i32, H_CLOSED) !== 0,
   };
 }
 
 /**
- * Closes the mailbox and wakes every sleeper on both futexes. Idempotent and
- * callable from any thread.
+ * Closes the mailbox and wakes every sleeper. Idempotent; callable from any
+ * thread. O(capacity).
  *
- * After close: blocking sends throw {@link MailboxClosedError}, `trySend`
- * returns false, and the consumer can still drain messages already published;
- * once the head slot is empty `receive` returns false at once. A send racing
- * with `close` may be accepted or rejected; an accepted one is delivered
- * only if the consumer keeps draining.
+ * Close is a "stop waiting" signal, checked only where an endpoint would
+ * wait: afterwards a send that has to wait for space throws
+ * {@link MailboxClosedError} (a send that finds space still succeeds, so the
+ * ring may fill up), and `receive` returns false once the next message is not
+ * published; the consumer can still drain published messages. Abandoned
+ * claims make the mailbox unusable after close — it is meant for ending a run.
  */
 export function closeMailbox(sab: SharedArrayBuffer): void {
-  closeI32(mailboxViews(sab).i32);
+  const { i32, capacity } = mailboxViews(sab);
+  closeI32(i32, capacity);
 }
 
-function closeI32(i32: Int32Array): void {
-  // CLOSED is stored BEFORE the futex bumps: a sleeper either re-checks
-  // CLOSED after its futex snapshot was taken (and sees 1), or its
-  // Atomics.wait fails with "not-equal" / is woken by the notify below and
-  // its next loop iteration sees CLOSED = 1.
+function closeI32(i32: Int32Array, capacity: number): void {
+  // CLOSED first, then clear the bits: a waiter that sets its bit after our
+  // `and` on its word is later than our CLOSED store in the SeqCst order, so
+  // its own CLOSED check (after the bit-set) sees 1. A waiter whose bit we
+  // clear has its Atomics.wait(word, v | 1) fail or woken by the notify.
   Atomics.store(i32, H_CLOSED, 1);
-  Atomics.add(i32, H_DATA_FUTEX, 1);
-  Atomics.notify(i32, H_DATA_FUTEX);
-  Atomics.add(i32, H_SPACE_FUTEX, 1);
-  Atomics.notify(i32, H_SPACE_FUTEX);
+  for (let s = 0; s < capacity; s++) {
+    if ((Atomics.and(i32, SEQ_BASE + s, SEQ_VALUE_MASK) & SEQ_WAITER_BIT) !== 0) Atomics.notify(i32, SEQ_BASE + s);
+  }
 }
 
 function checkSpin(options: MailboxEndpointOptions | undefined): number {
@@ -184,18 +201,56 @@ function checkSpin(options: MailboxEndpointOptions | undefined): number {
 }
 
 /**
+ * The consumer mirrors its head to H_HEAD every this many messages (power of
+ * two) and whenever it finds the ring empty, so from other threads
+ * `pending`/`received` are exact while the consumer is idle and lag by less
+ * than this while it is busy.
+ */
+export const HEAD_MIRROR_INTERVAL = 64;
+
+/** Outcome of {@link waitForSeq}. */
+const READY = 0;
+const TIMED_OUT = 1;
+const CLOSED = 2;
+
+/**
+ * Waits until the seq word at `index` holds `want` (ignoring the waiter bit):
+ * spins `spinPolls` loads, then sleeps on the word (protocol in the module
+ * doc). Shared by the consumer (want = published) and producers (want = free).
+ * Counts each actual sleep in the stats word `stat`.
+ */
+function waitForSeq(i32: Int32Array, index: number, want: number, spinPolls: number, deadline: number, stat: number): number {
+  for (let n = spinPolls; n > 0; n--) {
+    if ((Atomics.load(i32, index) & SEQ_VALUE_MASK) === want) return READY;
+  }
+  for (;;) {
+    const v = Atomics.load(i32, index); // (1)
+    if ((v & SEQ_VALUE_MASK) === want) return READY;
+    if (Atomics.load(i32, H_CLOSED) !== 0) return CLOSED;
+    const armed = v | SEQ_WAITER_BIT;
+    // (2) Announce: set the waiter bit on exactly the value we judged. If the
+    // word changed in between (publish/release/close), re-judge it instead.
+    if (v !== armed && Atomics.compareExchange(i32, index, v, armed) !== v) continue;
+    // After the bit-set (SeqCst): see H_CLOSED in layout.ts.
+    if (Atomics.load(i32, H_CLOSED) !== 0) return CLOSED;
+    const remaining = deadline - performance.now(); // Infinity stays Infinity
+    if (remaining <= 0) return TIMED_OUT; // leaving the bit set is harmless
+    Atomics.add(i32, stat, 1);
+    // (3) Sleep only while the word is still exactly what we armed.
+    Atomics.wait(i32, index, armed, remaining);
+  }
+}
+
+/**
  * Sending end of a mailbox. Any number of producers (in any threads) may each
- * own a `MailboxProducer` over the same SAB. One instance must not be used
- * concurrently (it is per-thread state), which JS guarantees anyway.
+ * own a `MailboxProducer` over the same SAB.
  */
 export class MailboxProducer {
   readonly #i32: Int32Array;
   readonly #payload: Float64Array;
   readonly #mask: number;
   readonly #spinPolls: number;
-  /** Position won by the last successful `#tryClaim`, valid until `#publish`. */
-  #claimed = 0;
-  /** Pending words for `#fillFromWords` (avoids a closure per `send`). */
+  /** Words for `#fillFromWords` (avoids a closure per `send`). */
   #words: ArrayLike<number> = [];
   readonly #fillFromWords: SlotWriter = (slot, offset) => {
     const words = this.#words;
@@ -222,7 +277,7 @@ export class MailboxProducer {
    * Sends up to 8 words (missing words are sent as 0). Waits while the ring
    * is full (spin, then `Atomics.wait`); never drops.
    * @throws RangeError if `words.length > 8` (nothing is sent).
-   * @throws MailboxClosedError if the mailbox is (or becomes, while waiting) closed.
+   * @throws MailboxClosedError if it has to wait and the mailbox is closed.
    */
   send(words: ArrayLike<number>): void {
     this.#setWords(words);
@@ -231,7 +286,8 @@ export class MailboxProducer {
 
   /**
    * Like {@link send} but returns false instead of waiting when the ring is
-   * full, and instead of throwing when the mailbox is closed.
+   * full. Does not check the closed flag (see {@link closeMailbox}; use
+   * {@link closed}).
    * @throws RangeError if `words.length > 8`.
    */
   trySend(words: ArrayLike<number>): boolean {
@@ -240,27 +296,60 @@ export class MailboxProducer {
   }
 
   /**
-   * Allocation-free send: claims a slot (waiting while the ring is full),
-   * lets `fill` write the 8 words `slot[offset..offset+7]`, then publishes.
-   * Pass a long-lived function to avoid a closure per message.
+   * Allocation-free send: claims the next position, waits (spin, then
+   * `Atomics.wait`) until its slot is free, lets `fill` write the 8 words
+   * `slot[offset..offset+7]`, then publishes. Pass a long-lived function to
+   * avoid a closure per message. Three atomic operations on the fast path.
    *
    * `fill` must not throw: the position is already claimed and cannot be
    * given back, so the slot is published anyway (with whatever `fill` wrote
    * over the previous lap's data) and the error is rethrown.
-   * @throws MailboxClosedError if the mailbox is (or becomes, while waiting) closed.
+   * @throws MailboxClosedError if it has to wait and the mailbox is closed
+   *   (the claimed position is abandoned; the mailbox is finished anyway).
    */
   sendWith(fill: SlotWriter): void {
-    if (Atomics.load(this.#i32, H_CLOSED) !== 0) throw new MailboxClosedError();
-    if (!this.#tryClaim()) this.#claimSlow();
-    this.#fillAndPublish(fill);
+    const i32 = this.#i32;
+    // Claim first (one RMW, no retry loop), then make sure the slot is ours.
+    const pos = Atomics.add(i32, H_TAIL, 1);
+    const index = SEQ_BASE + (pos & this.#mask);
+    const want = seqOf(pos);
+    if ((Atomics.load(i32, index) & SEQ_VALUE_MASK) !== want) {
+      // Slot still holds the message from `pos - capacity` (or that one is
+      // still being written): the ring is full from our point of view.
+      const r = waitForSeq(i32, index, want, this.#spinPolls, Infinity, H_STAT_PRODUCER_FULL_WAITS);
+      if (r !== READY) throw new MailboxClosedError();
+    }
+    this.#fillAndPublish(pos, index, fill);
   }
 
-  /** Non-blocking {@link sendWith}: false if the ring is full or closed (then `fill` is not called). */
+  /** Non-blocking {@link sendWith}: false if the ring is full (then `fill` is not called). */
   trySendWith(fill: SlotWriter): boolean {
-    if (Atomics.load(this.#i32, H_CLOSED) !== 0) return false;
-    if (!this.#tryClaim()) return false;
-    this.#fillAndPublish(fill);
-    return true;
+    const i32 = this.#i32;
+    const mask = this.#mask;
+    let pos = Atomics.load(i32, H_TAIL);
+    for (;;) {
+      const index = SEQ_BASE + (pos & mask);
+      const dif = ((Atomics.load(i32, index) & SEQ_VALUE_MASK) - seqOf(pos)) | 0;
+      if (dif === 0) {
+        // Slot free for `pos`: the CAS makes us its unique owner; on failure
+        // it returns the current tail, from which we retry.
+        const prev = Atomics.compareExchange(i32, H_TAIL, pos, (pos + 1) | 0);
+        if (prev === pos) {
+          this.#fillAndPublish(pos, index, fill);
+          return true;
+        }
+        pos = prev;
+      } else if (dif < 0) {
+        // The slot still belongs to an earlier lap: the consumer has not
+        // released position pos - capacity, so at least `capacity` messages
+        // are pending — the ring is full (even if a blocking send has since
+        // claimed `pos` with `add`).
+        return false;
+      } else {
+        // Another producer claimed `pos` and published since we read tail.
+        pos = Atomics.load(i32, H_TAIL);
+      }
+    }
   }
 
   #setWords(words: ArrayLike<number>): void {
@@ -268,92 +357,22 @@ export class MailboxProducer {
     this.#words = words;
   }
 
-  /**
-   * One claim attempt (Vyukov enqueue). Returns false only if the ring was
-   * observed full; retries internally when merely losing a CAS race.
-   */
-  #tryClaim(): boolean {
-    const i32 = this.#i32;
-    const mask = this.#mask;
-    let pos = Atomics.load(i32, H_TAIL);
-    for (;;) {
-      const seq = Atomics.load(i32, SEQ_BASE + (pos & mask));
-      const dif = (seq - pos) | 0;
-      if (dif === 0) {
-        // Slot free for `pos`. The CAS makes us its unique owner; on failure
-        // it returns the current tail, from which we retry.
-        const prev = Atomics.compareExchange(i32, H_TAIL, pos, (pos + 1) | 0);
-        if (prev === pos) {
-          this.#claimed = pos;
-          return true;
-        }
-        pos = prev;
-      } else if (dif < 0) {
-        // seq is still from the previous lap: the consumer has not released
-        // this slot. No producer can claim `pos` until it does, so tail is
-        // still `pos` and the ring is genuinely full right now.
-        return false;
-      } else {
-        // Another producer claimed `pos` (and published) since we read tail.
-        pos = Atomics.load(i32, H_TAIL);
-      }
-    }
-  }
-
-  /** Full ring: spin, then sleep on the space futex until a slot is released or the mailbox closes. */
-  #claimSlow(): void {
-    const i32 = this.#i32;
-    for (;;) {
-      for (let n = this.#spinPolls; n > 0; n--) {
-        if (this.#tryClaim()) return;
-      }
-      if (Atomics.load(i32, H_CLOSED) !== 0) throw new MailboxClosedError();
-      // (1) Snapshot the futex BEFORE announcing and re-checking (see module doc).
-      const v = Atomics.load(i32, H_SPACE_FUTEX);
-      // (2) Announce. The consumer loads this after every release store.
-      Atomics.add(i32, H_PRODUCERS_WAITING, 1);
-      // (3) Re-check after announcing: a release that happened before (2) is
-      //     visible here; one after (2) will see our announcement and notify.
-      if (this.#tryClaim()) {
-        Atomics.sub(i32, H_PRODUCERS_WAITING, 1);
-        return;
-      }
-      if (Atomics.load(i32, H_CLOSED) === 0) {
-        Atomics.add(i32, H_STAT_PRODUCER_FULL_WAITS, 1);
-        // (4) Sleeps only if nobody bumped the futex since (1).
-        Atomics.wait(i32, H_SPACE_FUTEX, v);
-      }
-      Atomics.sub(i32, H_PRODUCERS_WAITING, 1);
-      if (Atomics.load(i32, H_CLOSED) !== 0) throw new MailboxClosedError();
-    }
-  }
-
-  #fillAndPublish(fill: SlotWriter): void {
-    const pos = this.#claimed;
-    const i32 = this.#i32;
-    const slot = pos & this.#mask;
+  #fillAndPublish(pos: number, index: number, fill: SlotWriter): void {
     try {
-      fill(this.#payload, slot * SLOT_WORDS);
+      fill(this.#payload, (pos & this.#mask) * SLOT_WORDS);
     } finally {
-      // Publish: the plain payload writes above happen-before any consumer
-      // load of seq that observes pos + 1.
-      Atomics.store(i32, SEQ_BASE + slot, (pos + 1) | 0);
-      Atomics.add(i32, H_STAT_SENT, 1);
-      // Dekker half of the wake-up protocol: this load is ordered after the
-      // publish store; if the consumer's re-check missed our publish, we see
-      // its sleeping flag here. A stale 1 only costs a spurious wake.
-      if (Atomics.load(i32, H_CONSUMER_SLEEPING) !== 0) {
-        Atomics.add(i32, H_DATA_FUTEX, 1);
-        Atomics.notify(i32, H_DATA_FUTEX, 1); // only the consumer waits here
-      }
+      // Publish. The plain payload writes above happen-before any consumer
+      // load of this word that observes pos + 1. The old value tells us
+      // whether someone announced sleeping on the word.
+      const old = Atomics.exchange(this.#i32, index, seqOf(pos + 1));
+      if ((old & SEQ_WAITER_BIT) !== 0) Atomics.notify(this.#i32, index);
     }
   }
 }
 
 /**
- * Receiving end of a mailbox. Exactly ONE consumer per mailbox (the ring is
- * single-consumer: `head` is private to this object); create it in the thread
- * that receives.
+ * Receiving end of a mailbox. Exactly ONE consumer at a time per mailbox (the
+ * ring is single-consumer: `head` is private to this object).
  */
 export class MailboxConsumer {
   readonly #i32: Int32Array;
@@ -361,8 +380,10 @@ export class MailboxConsumer {
   readonly #mask: number;
   readonly #capacity: number;
   readonly #spinPolls: number;
-  /** Next position to read; mirrored to H_HEAD after each release. */
+  /** Next position to read (private to this consumer). */
   #head: number;
+  /** Last value stored to H_HEAD (see {@link HEAD_MIRROR_INTERVAL}). */
+  #mirrored: number;
   #out: Float64Array = new Float64Array(SLOT_WORDS);
   readonly #copyOut: SlotReader = (slot, offset) => {
     const out = this.#out;
@@ -379,6 +400,7 @@ export class MailboxConsumer {
     this.#spinPolls = checkSpin(options);
     // Resume where a previous consumer left off (only one at a time!).
     this.#head = Atomics.load(v.i32, H_HEAD);
+    this.#mirrored = this.#head;
   }
 
   /** True once the mailbox has been closed (messages may still be pending). */
@@ -386,14 +408,14 @@ export class MailboxConsumer {
     return Atomics.load(this.#i32, H_CLOSED) !== 0;
   }
 
-  /** Messages claimed by producers and not yet received (includes slots still being written). */
+  /** Messages claimed by producers and not yet received (see {@link pendingMessages}). */
   pending(): number {
-    return pendingOf(this.#i32);
+    return (Atomics.load(this.#i32, H_TAIL) - this.#head) | 0;
   }
 
   /** Closes the mailbox (see {@link closeMailbox}), waking blocked producers and this consumer. */
   close(): void {
-    closeI32(this.#i32);
+    closeI32(this.#i32, this.#capacity);
   }
 
   /**
@@ -408,9 +430,9 @@ export class MailboxConsumer {
 
   /**
    * Waits for the next message and copies it into `out[0..7]`: spins
-   * `spinPolls` times, then sleeps in `Atomics.wait` (fine on the main thread
-   * in Node, but it blocks that thread's event loop).
-   * @param timeoutMs maximum total wait; default: forever.
+   * `spinPolls` times, then sleeps in `Atomics.wait` (allowed on Node's main
+   * thread too, but it blocks that thread's event loop).
+   * @param timeoutMs maximum wait; default forever.
    * @returns true when a message was received; false on timeout, or when the
    *   mailbox is closed and the next message is not published.
    */
@@ -422,27 +444,30 @@ export class MailboxConsumer {
   /**
    * Zero-copy, allocation-free {@link tryReceive}: calls `read(slot, offset)`
    * on the message in place, then releases the slot. If `read` throws, the
-   * message is still consumed (released) and the error is rethrown.
+   * message is still consumed and the error is rethrown. Two atomic
+   * operations (+1 statistics store) per message.
    */
   tryReceiveWith(read: SlotReader): boolean {
     const pos = this.#head;
-    const slot = pos & this.#mask;
-    // Only possible values at head: pos (free / being written) or pos + 1
-    // (published). Observing pos + 1 synchronizes-with the producer's publish.
-    if (Atomics.load(this.#i32, SEQ_BASE + slot) !== ((pos + 1) | 0)) return false;
-    try {
-      read(this.#payload, slot * SLOT_WORDS);
-    } finally {
-      this.#release(pos, slot);
+    const index = SEQ_BASE + (pos & this.#mask);
+    // Observing pos + 1 synchronizes-with the producer's publish exchange.
+    if ((Atomics.load(this.#i32, index) & SEQ_VALUE_MASK) !== seqOf(pos + 1)) {
+      this.#mirrorHead(); // idle: make the statistics exact
+      return false;
     }
+    this.#consume(pos, index, read);
     return true;
   }
 
   /** Zero-copy {@link receive}. */
   receiveWith(read: SlotReader, timeoutMs?: number): boolean {
     if (this.tryReceiveWith(read)) return true;
-    if (!this.#waitForData(timeoutMs ?? Infinity)) return false;
-    return this.tryReceiveWith(read);
+    const pos = this.#head;
+    const index = SEQ_BASE + (pos & this.#mask);
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    if (waitForSeq(this.#i32, index, seqOf(pos + 1), this.#spinPolls, deadline, H_STAT_CONSUMER_SLEEPS) !== READY) return false;
+    this.#consume(pos, index, read);
+    return true;
   }
 
   #setOut(out: Float64Array): void {
@@ -450,62 +475,31 @@ export class MailboxConsumer {
     this.#out = out;
   }
 
-  #headReady(): boolean {
-    const pos = this.#head;
-    return Atomics.load(this.#i32, SEQ_BASE + (pos & this.#mask)) === ((pos + 1) | 0);
-  }
-
-  #release(pos: number, slot: number): void {
-    const i32 = this.#i32;
-    // Release: our plain payload reads happen-before the next producer's
-    // writes, which start only after it observes this store.
-    Atomics.store(i32, SEQ_BASE + slot, (pos + this.#capacity) | 0);
-    this.#head = (pos + 1) | 0;
-    // After the release store, so `tail - head` never undercounts.
-    Atomics.store(i32, H_HEAD, this.#head);
-    // Dekker half of the space protocol: ordered after the release store; if
-    // a full-ring producer's re-check missed it, we see its announcement.
-    if (Atomics.load(i32, H_PRODUCERS_WAITING) !== 0) {
-      Atomics.add(i32, H_SPACE_FUTEX, 1);
-      // Wake all: any of several waiting producers may take the slot, and a
-      // waiter that loses the race simply waits again. Waking just one could
-      // pick a producer that is between its announce and its wait (no-op
-      // notify) while another stays asleep.
-      Atomics.notify(i32, H_SPACE_FUTEX);
+  /** Stores `head` to H_HEAD if stale. Statistics only: nothing synchronizes on it. */
+  #mirrorHead(): void {
+    if (this.#mirrored !== this.#head) {
+      this.#mirrored = this.#head;
+      Atomics.store(this.#i32, H_HEAD, this.#head);
     }
   }
 
-  /** Spins, then sleeps until the head slot is published. False on timeout or closed-and-empty. */
-  #waitForData(timeoutMs: number): boolean {
+  #consume(pos: number, index: number, read: SlotReader): void {
     const i32 = this.#i32;
-    const deadline = performance.now() + timeoutMs; // Infinity stays Infinity
-    for (let n = this.#spinPolls; n > 0; n--) {
-      if (this.#headReady()) return true;
-    }
-    for (;;) {
-      if (this.#headReady()) return true;
-      if (Atomics.load(i32, H_CLOSED) !== 0) return false;
-      // (1) Snapshot the futex BEFORE announcing and re-checking (see module doc).
-      const v = Atomics.load(i32, H_DATA_FUTEX);
-      // (2) Announce; producers load this after each publish store.
-      Atomics.store(i32, H_CONSUMER_SLEEPING, 1);
-      // (3) Re-check after announcing. CLOSED is checked too: close() stores it
-      //     before bumping the futex, so a close after (1) fails the wait.
-      if (this.#headReady()) {
-        Atomics.store(i32, H_CONSUMER_SLEEPING, 0);
-        return true;
-      }
-      const remaining = deadline - performance.now();
-      if (remaining <= 0 || Atomics.load(i32, H_CLOSED) !== 0) {
-        Atomics.store(i32, H_CONSUMER_SLEEPING, 0);
-        return this.#headReady();
-      }
-      Atomics.add(i32, H_STAT_CONSUMER_SLEEPS, 1);
-      // (4) Sleeps only if no producer/close bumped the futex since (1).
-      Atomics.wait(i32, H_DATA_FUTEX, v, remaining);
-      // Awake (woken, timed out, spurious or not-equal): clear the flag so
-      // producers stop paying for notify while we are busy, then loop.
-      Atomics.store(i32, H_CONSUMER_SLEEPING, 0);
+    try {
+      read(this.#payload, (pos & this.#mask) * SLOT_WORDS);
+    } finally {
+      // Release: our plain payload reads happen-before the next owner's
+      // writes, which start only after it observes this value. A producer
+      // sleeping on the word (ring full) set the waiter bit.
+      const old = Atomics.exchange(i32, index, seqOf(pos + this.#capacity));
+      const head = (pos + 1) | 0;
+      this.#head = head;
+      // H_HEAD is statistics only, and an atomic store costs about as much as
+      // the release itself, so mirror it every HEAD_MIRROR_INTERVAL messages
+      // (and whenever the ring is seen empty). Always after the release, so
+      // `tail - H_HEAD` never undercounts.
+      if ((head & (HEAD_MIRROR_INTERVAL - 1)) === 0) this.#mirrorHead();
+      if ((old & SEQ_WAITER_BIT) !== 0) Atomics.notify(i32, index);
     }
   }
 }

@@ -41,7 +41,7 @@ export interface MappingVisitor {
 
 export interface MappingStoreOptions {
   /**
-   * Maximum entries per leaf (default 1024, minimum 4). Small values are only
+   * Maximum entries per leaf (default 512, minimum 4). Small values are only
    * useful in tests, to exercise splits and merges.
    */
   leafCapacity?: number;
@@ -50,7 +50,7 @@ export interface MappingStoreOptions {
 /** Bytes of typed-array storage per leaf slot: 3 x Float64 + 1 x Uint32. */
 const BYTES_PER_SLOT = 8 * 3 + 4;
 const GROWTH = 1.125;
-const DEFAULT_LEAF = Number(globalThis.process?.env?.['CVB_LEAF'] ?? 1024);
+const DEFAULT_LEAF = 512;
 const MAX_BYTE = 2 ** 53;
 const MAX_U32 = 0xffffffff;
 
@@ -371,8 +371,8 @@ export class MappingStore {
     const s = leaf.start;
     this.total++;
     this.hint = li;
-    if (r === 0) this.keys[li] = a;
     if (c < cap) {
+      if (r === 0) this.keys[li] = a;
       const backRoom = cap - s - c;
       if (backRoom > 0 && (s === 0 || 2 * r >= c)) {
         if (r < c) leaf.move(s + r + 1, s + r, s + c);
@@ -397,6 +397,7 @@ export class MappingStore {
       nl.start = ns;
       nl.count = c + 1;
       leaves[li] = nl;
+      if (r === 0) this.keys[li] = a;
       return;
     }
     if (r === c) {

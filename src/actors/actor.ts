@@ -1,0 +1,74 @@
+/**
+ * What an actor's logic may touch: a small context. Logic never sees a
+ * transport, a thread, a timer or Math.random, so the same code runs on
+ * real worker threads and under a deterministic in-process scheduler.
+ */
+import type { Violation } from '../core/invariants.js';
+import type { Message } from './protocol.js';
+
+export type ActorRole = 'vcpu' | 'kvm-exit' | 'ram-block-attributes' | 'vfio-container';
+
+export interface ActorContext {
+  /** This actor's index in the topology. */
+  readonly self: number;
+  /** Enqueue a message for another actor. Never drops; may wait while its inbox is full. */
+  send(to: number, message: Message): void;
+  /** Monotonic time in nanoseconds (injected: real or simulated). */
+  now(): number;
+  /** Seeded uniform random number in [0, 1). */
+  random(): number;
+  /** A line for the run's trace/log. */
+  trace(text: string): void;
+}
+
+/** One actor's behaviour: handles one message at a time. */
+export interface ActorLogic {
+  readonly role: ActorRole;
+  receive(message: Message, ctx: ActorContext): void;
+  /** Counters for the run summary (plain JSON). */
+  stats(): Record<string, number>;
+  /** Violations this actor found by checking the state it can see. */
+  violations(): Violation[];
+  /** vCPUs: the workload has ended (finished, or the VM stopped). */
+  readonly done?: boolean;
+}
+
+/** Where each actor lives: indices into the mailbox table. */
+export interface Topology {
+  readonly kvm: number;
+  readonly rba: number;
+  readonly containers: readonly number[];
+  readonly vcpus: readonly number[];
+}
+
+export function makeTopology(containers: number, vcpus: number): Topology {
+  return {
+    kvm: 0,
+    rba: 1,
+    containers: Array.from({ length: containers }, (_, i) => 2 + i),
+    vcpus: Array.from({ length: vcpus }, (_, i) => 2 + containers + i),
+  };
+}
+
+/** Requests waiting for replies, by tag. */
+export class PendingReplies<T> {
+  #next = 1;
+  readonly #waiting = new Map<number, T>();
+
+  add(value: T): number {
+    const tag = this.#next++;
+    this.#waiting.set(tag, value);
+    return tag;
+  }
+
+  take(tag: number): T {
+    const value = this.#waiting.get(tag);
+    if (value === undefined) throw new Error(`reply with unknown tag ${tag}`);
+    this.#waiting.delete(tag);
+    return value;
+  }
+
+  get size(): number {
+    return this.#waiting.size;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Every message the actors exchange, as one discriminated union on `type`.
+ * All fields are numbers or booleans so that each message has a fixed
+ * binary encoding (see codec.ts): no JSON on the data path.
+ *
+ * `from` is the sender's actor index; `tag` matches a reply to its request.
+ */
+
+/** How a vCPU exit reached the KVM exit handler. */
+export const EXIT_MAP_GPA = 0;
+export const EXIT_MEMORY_FAULT = 1;
+
+/** Outcomes of a device access, by index (codec-friendly). */
+export const DMA_OUTCOMES = ['ok', 'fault', 'dma-to-private', 'dma-to-stale'] as const;
+
+export type Message =
+  // vCPU -> KVM exit handler: KVM_EXIT_HYPERCALL(MAP_GPA_RANGE) or KVM_EXIT_MEMORY_FAULT.
+  | { type: 'exit'; from: number; tag: number; reason: number; gpa: number; size: number; toPrivate: boolean }
+  // KVM exit handler -> vCPU: the exit is handled, the vCPU may resume (ret of kvm_convert_memory; 1 = VM stopped).
+  | { type: 'exitDone'; from: number; tag: number; ret: number }
+  // KVM exit handler -> RamBlockAttributes owner: ram_block_attributes_state_change().
+  | { type: 'stateChange'; from: number; tag: number; offset: number; size: number; toDiscard: boolean }
+  | { type: 'stateChangeDone'; from: number; tag: number; ret: number }
+  // RamBlockAttributes owner -> listener (container or, in priority order, the KVM exit handler).
+  | { type: 'notifyPopulate'; from: number; tag: number; offset: number; size: number; iova: number }
+  | { type: 'notifyDiscard'; from: number; tag: number; offset: number; size: number; iova: number }
+  | { type: 'notifyDone'; from: number; tag: number; ret: number }
+  // Container -> RamBlockAttributes owner: ram_discard_manager_(un)register_listener().
+  | { type: 'register'; from: number; tag: number; offset: number; size: number; iova: number; priority: number }
+  | { type: 'unregister'; from: number; tag: number; offset: number; iova: number }
+  | { type: 'registerDone'; from: number; tag: number; ret: number }
+  // vCPU -> container's device: DMA into [iova, iova + size), writing `pattern` when `write`.
+  | { type: 'dmaRequest'; from: number; tag: number; iova: number; size: number; pattern: number; write: boolean }
+  | { type: 'dmaDone'; from: number; tag: number; outcome: number }
+  // KVM exit handler -> container at a quiescent point: check your mappings.
+  | { type: 'check'; from: number; tag: number }
+  | { type: 'checkDone'; from: number; tag: number; violations: number }
+  // Host -> any actor: begin (vCPUs start their workload).
+  | { type: 'start'; from: number; tag: number };
+
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;

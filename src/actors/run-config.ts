@@ -1,0 +1,56 @@
+/**
+ * The configuration of a threaded (or deterministic) run, shared by every
+ * actor, plus the SharedArrayBuffers they share.
+ */
+import type { BackingMode, GuestMemoryBuffers } from '../core/guest-memory.js';
+import type { InplaceOrder } from '../core/kvm-convert-memory.js';
+import type { RollbackPolicy } from '../core/ram-block-attributes.js';
+import type { VfioBackend } from '../core/vfio/container.js';
+import type { Topology } from './actor.js';
+
+export type WorkloadName = 'storm' | 'selftest' | 'hotplug';
+export const WORKLOADS: readonly WorkloadName[] = ['storm', 'selftest', 'hotplug'];
+
+export interface ContainerSpec {
+  readonly backend: VfioBackend;
+  /** type1 only. */
+  readonly dmaEntryLimit: number;
+}
+
+export interface RunConfig {
+  readonly vcpus: number;
+  readonly containers: readonly ContainerSpec[];
+  readonly guestMem: number;
+  readonly blockSize: number;
+  readonly gpaBase: number;
+  readonly mode: BackingMode;
+  readonly order: InplaceOrder;
+  readonly rollback: RollbackPolicy;
+  /** Conversions the KVM exit handler runs at once (p-queue concurrency). */
+  readonly inFlight: number;
+  /** Total conversions across vCPUs. */
+  readonly conversions: number;
+  readonly seed: number;
+  readonly workload: WorkloadName;
+  /** Conversions between quiescent checks. */
+  readonly checkEvery: number;
+  readonly maxMemslots: number;
+}
+
+/** Everything shared between threads. */
+export interface SharedState {
+  /** RamBlockAttributes bitmap (1 = shared). Written by the owner only. */
+  readonly bitmap: SharedArrayBuffer;
+  /** KVM memory attributes (1 = shared). Written by the KVM exit handler only. */
+  readonly kvmShared: SharedArrayBuffer;
+  readonly memory: GuestMemoryBuffers;
+}
+
+/** What every actor is constructed from. */
+export interface ActorSetup {
+  readonly config: RunConfig;
+  readonly topology: Topology;
+  readonly shared: SharedState;
+  /** For containers: which one; for vCPUs: which one. */
+  readonly index: number;
+}
