@@ -95,6 +95,8 @@ function median(xs: number[]): number {
 function tryGc(): boolean {
   const g = (globalThis as { gc?: () => void }).gc;
   if (typeof g === 'function') {
+    // twice: array-buffer backing stores are released by a later sweep
+    g();
     g();
     return true;
   }
@@ -188,6 +190,8 @@ function fill(order: 'ascending' | 'random', count: number, pageSize: number, se
   const insertNs = nowNs() - t0;
   tryGc();
   const after = process.memoryUsage();
+  // Keep the permutation alive across both snapshots so it cancels out of the delta.
+  if (perm !== undefined && perm.length !== count) throw new Error('unreachable');
   const bytesAllocated = store.bytesAllocated();
   if (store.count !== count) throw new Error(`count ${store.count} != ${count}`);
   const delta = memDelta(before, after);

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -39,22 +39,47 @@ export interface MailboxBenchOptions {
   capacity?: number;
 }
 
-/** Result of {@link runMailboxBench}. Latencies in ns per round trip (medians). */
+/** Round-trip latencies of the four transports, ns. */
+export interface RoundTrips {
+  /** SAB mailbox, both sides busy-poll. */
+  sabSpin: number;
+  /** SAB mailbox, both sides sleep in `Atomics.wait` between messages. */
+  sabBlocking: number;
+  postMessage: number;
+  comlink: number;
+}
+
+/** Latency ratios (how many times slower the numerator is). */
+export interface RoundTripRatios {
+  /** postMessage RTT / SAB spin RTT (goal ≥ 100). */
+  postMessageOverSpin: number;
+  /** postMessage RTT / SAB blocking RTT (goal ≥ 1). */
+  postMessageOverBlocking: number;
+  /** comlink RTT / postMessage RTT. */
+  comlinkOverPostMessage: number;
+}
+
+/** Result of {@link runMailboxBench}. All values are medians over the repetitions. */
 export interface MailboxBenchResult {
-  machine: { cores: number; availableParallelism: number; cpuModel: string; node: string; v8: string; platform: string; arch: string };
-  params: { messages: number; roundTrips: number; repetitions: number; capacity: number; messageBytes: number };
-  roundTripNs: { sabSpin: number; sabBlocking: number; postMessage: number; comlink: number };
+  machine: { cores: number; availableParallelism: number; cpuModel: string; node: string; v8: string; platform: string; arch: string; loadAverage1m: number };
+  params: { messages: number; roundTrips: number; repetitions: number; capacity: number; messageBytes: number; batch: number };
+  /** Typical round trip: per repetition the median {@link BATCH}-round-trip batch, then the median over repetitions. */
+  roundTripNs: RoundTrips;
+  /** Mean round trip (total time / round trips) per repetition, median over repetitions; includes scheduler noise. */
+  meanRoundTripNs: RoundTrips;
   oneWay: { messagesPerSec: number; nsPerMessage: number };
-  ratios: {
-    /** postMessage RTT / SAB spin RTT (goal ≥ 100). */
-    postMessageOverSpin: number;
-    /** postMessage RTT / SAB blocking RTT (goal ≥ 1). */
-    postMessageOverBlocking: number;
-    /** comlink RTT / postMessage RTT. */
-    comlinkOverPostMessage: number;
-  };
+  /** Ratios of {@link roundTripNs}. */
+  ratios: RoundTripRatios;
+  /** Ratios of {@link meanRoundTripNs}. */
+  meanRatios: RoundTripRatios;
   /** Per-repetition values behind the medians. */
-  samples: { sabSpinNs: number[]; sabBlockingNs: number[]; postMessageNs: number[]; comlinkNs: number[]; oneWayMessagesPerSec: number[] };
+  samples: {
+    sabSpin: RoundTripSample[];
+    sabBlocking: RoundTripSample[];
+    postMessage: RoundTripSample[];
+    comlink: RoundTripSample[];
+    oneWayMessagesPerSec: number[];
+  };
   /**
    * Mailbox counters over the whole run: how often the blocking-path echo
    * worker actually slept, and how often the one-way consumer slept / the
@@ -72,6 +97,14 @@ export function median(xs: readonly number[]): number {
   const mid = s.length >> 1;
   const hi = s[mid] ?? NaN;
   return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? NaN) + hi) / 2;
+}
+
+function ratiosOf(rt: RoundTrips): RoundTripRatios {
+  return {
+    postMessageOverSpin: rt.postMessage / rt.sabSpin,
+    postMessageOverBlocking: rt.postMessage / rt.sabBlocking,
+    comlinkOverPostMessage: rt.comlink / rt.postMessage,
+  };
 }
 
 function startWorker(data: BenchWorkerData): Worker {
@@ -104,57 +137,110 @@ async function startEcho(mode: 'echo-spin' | 'echo-block', capacity: number): Pr
   return { worker, req, resp, send: new MailboxProducer(req, { spinPolls: 0 }), recv: new MailboxConsumer(resp, { spinPolls: 0 }) };
 }
 
-/** `n` synchronous round trips over a mailbox pair; ns per round trip. Blocks the calling thread. */
-function sabRoundTrips(p: EchoPair, n: number, spin: boolean): number {
+/** Round trips per timing batch (see {@link RoundTripSample}). */
+export const BATCH = 100;
+
+/** One repetition of a round-trip measurement. */
+export interface RoundTripSample {
+  /** Total time / round trips. Includes every preemption the threads suffered. */
+  meanNs: number;
+  /**
+   * Median over consecutive batches of {@link BATCH} round trips of the
+   * batch mean: the typical round trip, robust against the occasional
+   * descheduling of a spinning thread on a busy machine.
+   */
+  typicalNs: number;
+}
+
+/** Times `n` round trips in batches of {@link BATCH}; call `tick` after each one. */
+class BatchTimer {
+  readonly #n: number;
+  readonly #batches: number[] = [];
+  #count = 0;
+  #t0 = 0;
+  #last = 0;
+
+  constructor(n: number) {
+    this.#n = n;
+  }
+
+  start(): void {
+    this.#t0 = this.#last = performance.now();
+  }
+
+  /** Returns true after the n-th round trip. */
+  tick(): boolean {
+    const c = ++this.#count;
+    if (c % BATCH === 0 || c === this.#n) {
+      const now = performance.now();
+      this.#batches.push(((now - this.#last) * 1e6) / (c % BATCH === 0 ? BATCH : c % BATCH));
+      this.#last = now;
+    }
+    return c >= this.#n;
+  }
+
+  result(): RoundTripSample {
+    return { meanNs: ((this.#last - this.#t0) * 1e6) / this.#n, typicalNs: median(this.#batches) };
+  }
+}
+
+/** `n` synchronous round trips over a mailbox pair. Blocks the calling thread. */
+function sabRoundTrips(p: EchoPair, n: number, spin: boolean): RoundTripSample {
   const buf = new Float64Array(SLOT_WORDS);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
+  const timer = new BatchTimer(n);
+  timer.start();
+  for (let i = 0; ; i++) {
     buf[0] = i;
     p.send.send(buf);
     if (spin) {
       let polls = 0;
       while (!p.recv.tryReceive(buf)) {
-        // Rarely look at the clock so a dead worker cannot hang us.
-        if ((++polls & 0xfffff) === 0 && performance.now() - t0 > STALL_MS * 10) throw new Error('echo worker stalled');
+        // Now and then fall back to a bounded blocking receive, so a dead
+        // worker cannot hang us (it consumes the message if one arrives).
+        if ((++polls & 0xfffff) === 0) {
+          if (p.recv.receive(buf, STALL_MS)) break;
+          throw new Error('echo worker stalled');
+        }
       }
     } else if (!p.recv.receive(buf, STALL_MS)) {
       throw new Error('echo worker stalled');
     }
     if (buf[0] !== i) throw new Error(`echo mismatch: sent ${i}, got ${buf[0]}`);
+    if (timer.tick()) return timer.result();
   }
-  return ((performance.now() - t0) * 1e6) / n;
 }
 
-/** `n` sequential postMessage ping-pongs; ns per round trip. */
-function postMessageRoundTrips(w: Worker, n: number): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+/** `n` sequential postMessage ping-pongs. */
+function postMessageRoundTrips(w: Worker, n: number): Promise<RoundTripSample> {
+  return new Promise<RoundTripSample>((resolve, reject) => {
     let i = 0;
-    const t0 = performance.now();
-    const timer = setTimeout(() => done(new Error('post-echo worker stalled')), STALL_MS * 10);
+    const timer = new BatchTimer(n);
+    const stall = setTimeout(() => done(new Error('post-echo worker stalled')), STALL_MS * 10);
     const onMessage = (m: unknown): void => {
       if (m !== i) return done(new Error(`echo mismatch: sent ${i}, got ${String(m)}`));
-      if (++i === n) return done();
-      w.postMessage(i);
+      if (timer.tick()) return done();
+      w.postMessage(++i);
     };
     const done = (err?: Error): void => {
-      const dt = performance.now() - t0;
-      clearTimeout(timer);
+      clearTimeout(stall);
       w.off('message', onMessage);
       if (err) reject(err);
-      else resolve((dt * 1e6) / n);
+      else resolve(timer.result());
     };
     w.on('message', onMessage);
+    timer.start();
     w.postMessage(0);
   });
 }
 
-async function comlinkRoundTrips(remote: Remote<ComlinkEcho>, n: number): Promise<number> {
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
+async function comlinkRoundTrips(remote: Remote<ComlinkEcho>, n: number): Promise<RoundTripSample> {
+  const timer = new BatchTimer(n);
+  timer.start();
+  for (let i = 0; ; i++) {
     const r = await remote.echo(i);
     if (r !== i) throw new Error(`comlink echo mismatch: sent ${i}, got ${r}`);
+    if (timer.tick()) return timer.result();
   }
-  return ((performance.now() - t0) * 1e6) / n;
 }
 
 /** One-way: asks the producer worker for `n` messages and receives them here; messages per second. */
@@ -222,23 +308,25 @@ export async function runMailboxBench(opts: MailboxBenchOptions = {}): Promise<M
     const blockMainSleeps0 = mailboxStats(block.resp).consumerSleeps;
     const oneWay0 = mailboxStats(oneWaySab);
 
-    const samples: MailboxBenchResult['samples'] = { sabSpinNs: [], sabBlockingNs: [], postMessageNs: [], comlinkNs: [], oneWayMessagesPerSec: [] };
+    const samples: MailboxBenchResult['samples'] = { sabSpin: [], sabBlocking: [], postMessage: [], comlink: [], oneWayMessagesPerSec: [] };
     for (let r = 0; r < repetitions; r++) {
       // Interleave transports per repetition so drift (thermal, other load) hits all alike.
-      samples.sabSpinNs.push(sabRoundTrips(spin, roundTrips, true));
-      samples.sabBlockingNs.push(sabRoundTrips(block, roundTrips, false));
-      samples.postMessageNs.push(await guard(postMessageRoundTrips(post, roundTrips)));
-      samples.comlinkNs.push(await guard(comlinkRoundTrips(remote, roundTrips)));
+      samples.sabSpin.push(sabRoundTrips(spin, roundTrips, true));
+      samples.sabBlocking.push(sabRoundTrips(block, roundTrips, false));
+      samples.postMessage.push(await guard(postMessageRoundTrips(post, roundTrips)));
+      samples.comlink.push(await guard(comlinkRoundTrips(remote, roundTrips)));
       samples.oneWayMessagesPerSec.push(await guard(oneWayThroughput(producer, consumer, messages)));
     }
     const oneWay1 = mailboxStats(oneWaySab);
 
-    const roundTripNs = {
-      sabSpin: median(samples.sabSpinNs),
-      sabBlocking: median(samples.sabBlockingNs),
-      postMessage: median(samples.postMessageNs),
-      comlink: median(samples.comlinkNs),
-    };
+    const pick = (key: keyof RoundTripSample): RoundTrips => ({
+      sabSpin: median(samples.sabSpin.map((x) => x[key])),
+      sabBlocking: median(samples.sabBlocking.map((x) => x[key])),
+      postMessage: median(samples.postMessage.map((x) => x[key])),
+      comlink: median(samples.comlink.map((x) => x[key])),
+    });
+    const roundTripNs = pick('typicalNs');
+    const meanRoundTripNs = pick('meanNs');
     const messagesPerSec = median(samples.oneWayMessagesPerSec);
     const cpuList = cpus();
     return {
@@ -250,15 +338,14 @@ export async function runMailboxBench(opts: MailboxBenchOptions = {}): Promise<M
         v8: process.versions.v8,
         platform: process.platform,
         arch: process.arch,
+        loadAverage1m: loadavg()[0] ?? NaN,
       },
-      params: { messages, roundTrips, repetitions, capacity, messageBytes: SLOT_WORDS * Float64Array.BYTES_PER_ELEMENT },
+      params: { messages, roundTrips, repetitions, capacity, messageBytes: SLOT_WORDS * Float64Array.BYTES_PER_ELEMENT, batch: BATCH },
       roundTripNs,
+      meanRoundTripNs,
       oneWay: { messagesPerSec, nsPerMessage: 1e9 / messagesPerSec },
-      ratios: {
-        postMessageOverSpin: roundTripNs.postMessage / roundTripNs.sabSpin,
-        postMessageOverBlocking: roundTripNs.postMessage / roundTripNs.sabBlocking,
-        comlinkOverPostMessage: roundTripNs.comlink / roundTripNs.postMessage,
-      },
+      ratios: ratiosOf(roundTripNs),
+      meanRatios: ratiosOf(meanRoundTripNs),
       samples,
       mailboxCounters: {
         blockingWorkerSleeps: mailboxStats(block.req).consumerSleeps - blockWorkerSleeps0,

@@ -29,9 +29,13 @@ export const INVARIANTS = [
   'inplace-order',
   'rollback',
   'validity',
+  'data-integrity',
 ] as const;
 
-/** Spec section 9 names. */
+/**
+ * Spec section 9 names, plus `validity` (8) and `data-integrity` (a
+ * workload's pattern check failed, as in Linux's private_mem_conversions_test).
+ */
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {

@@ -75,13 +75,14 @@ export function runListenerCalls(calls: ListenerCalls): Ret {
 }
 
 /**
- * `ram_block_attributes_is_valid_range`: block-aligned offset and size, no
- * u64 overflow, inside the region. (A zero size passes: it is rejected one
- * level up, in `kvm_convert_memory`.)
+ * `ram_block_attributes_is_valid_range`: block-aligned offset and size,
+ * `offset + size <= offset` rejected (u64 wrap-around, and a zero size:
+ * the merged C code uses `<=`, so the spec's "zero size is rejected one
+ * level up" holds only in addition), inside the region.
  */
 export function isValidBlockRange(offset: number, size: number, blockSize: number, regionSize: number): boolean {
   if (!isAligned(offset, blockSize) || !isAligned(size, blockSize)) return false;
-  if (offset + size >= U64_LIMIT) return false; // `offset + size < offset` in u64
+  if (size === 0 || offset + size >= U64_LIMIT) return false; // `offset + size <= offset` in u64
   return offset + size <= regionSize;
 }
 

@@ -39,7 +39,7 @@
  * Why so few header words: in Node 20 (V8 11.3) every `Atomics.*` call is an
  * out-of-line builtin call (~15–25 ns, vs ~2 ns for a plain load), so the hot
  * path is designed around the number of atomic operations per message
- * (producer 3, consumer 3), not just around cache lines.
+ * (producer 3, consumer 2), not just around cache lines.
  *
  * @module
  */

@@ -56,6 +56,9 @@
  * waiter re-checks and re-sets the bit if it must keep waiting. A bit left set
  * after a timeout only costs the next waker one spurious notify.
  *
+ * `MailboxConsumer.waitAsync` runs the same protocol with `Atomics.waitAsync`
+ * for consumers that must keep their event loop free.
+ *
  * `close` sets CLOSED, then clears every waiter bit (`Atomics.and`) and
  * notifies where it was set; waiters check CLOSED after setting the bit
  * (details at `H_CLOSED` in `layout.ts`).
@@ -214,6 +217,35 @@ const TIMED_OUT = 1;
 const CLOSED = 2;
 
 /**
+ * Results of {@link armWaiter} other than an armed word value. Armed values
+ * always have the waiter bit set (odd), so these even codes cannot collide.
+ */
+const ARM_READY = 0;
+const ARM_CLOSED = 2;
+const ARM_RETRY = 4;
+
+/**
+ * Steps (1)–(2) of the waiter protocol (module doc) for "seq word at `index`
+ * holds `want`, ignoring the waiter bit". Returns the word value to pass to
+ * `Atomics.wait`/`waitAsync` (odd: our waiter bit is set on it), or
+ * {@link ARM_READY}, {@link ARM_CLOSED}, or {@link ARM_RETRY} (the word
+ * changed under us: judge it again).
+ */
+function armWaiter(i32: Int32Array, index: number, want: number): number {
+  const v = Atomics.load(i32, index); // (1)
+  if ((v & SEQ_VALUE_MASK) === want) return ARM_READY;
+  if (Atomics.load(i32, H_CLOSED) !== 0) return ARM_CLOSED;
+  const armed = v | SEQ_WAITER_BIT;
+  // (2) Announce: set the waiter bit on exactly the value we judged. If the
+  // word changed in between (publish/release/close), re-judge it instead.
+  // Already set (another waiter, or us before a timeout)? Just join it.
+  if (v !== armed && Atomics.compareExchange(i32, index, v, armed) !== v) return ARM_RETRY;
+  // After the bit-set (SeqCst): see H_CLOSED in layout.ts.
+  if (Atomics.load(i32, H_CLOSED) !== 0) return ARM_CLOSED;
+  return armed;
+}
+
+/**
  * Waits until the seq word at `index` holds `want` (ignoring the waiter bit):
  * spins `spinPolls` loads, then sleeps on the word (protocol in the module
  * doc). Shared by the consumer (want = published) and producers (want = free).
@@ -224,15 +256,10 @@ function waitForSeq(i32: Int32Array, index: number, want: number, spinPolls: num
     if ((Atomics.load(i32, index) & SEQ_VALUE_MASK) === want) return READY;
   }
   for (;;) {
-    const v = Atomics.load(i32, index); // (1)
-    if ((v & SEQ_VALUE_MASK) === want) return READY;
-    if (Atomics.load(i32, H_CLOSED) !== 0) return CLOSED;
-    const armed = v | SEQ_WAITER_BIT;
-    // (2) Announce: set the waiter bit on exactly the value we judged. If the
-    // word changed in between (publish/release/close), re-judge it instead.
-    if (v !== armed && Atomics.compareExchange(i32, index, v, armed) !== v) continue;
-    // After the bit-set (SeqCst): see H_CLOSED in layout.ts.
-    if (Atomics.load(i32, H_CLOSED) !== 0) return CLOSED;
+    const armed = armWaiter(i32, index, want);
+    if (armed === ARM_READY) return READY;
+    if (armed === ARM_CLOSED) return CLOSED;
+    if (armed === ARM_RETRY) continue;
     const remaining = deadline - performance.now(); // Infinity stays Infinity
     if (remaining <= 0) return TIMED_OUT; // leaving the bit set is harmless
     Atomics.add(i32, stat, 1);
@@ -240,6 +267,16 @@ function waitForSeq(i32: Int32Array, index: number, want: number, spinPolls: num
     Atomics.wait(i32, index, armed, remaining);
   }
 }
+
+/** `Atomics.waitAsync` (Node >= 16; typed only in TS's ES2024 lib, this project targets ES2023). */
+type WaitAsync = (
+  typedArray: Int32Array,
+  index: number,
+  value: number,
+  timeout?: number,
+) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+
+const atomicsWaitAsync: WaitAsync | undefined = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
 
 /**
  * Sending end of a mailbox. Any number of producers (in any threads) may each
@@ -373,6 +410,11 @@ export class MailboxProducer {
 /**
  * Receiving end of a mailbox. Exactly ONE consumer at a time per mailbox (the
  * ring is single-consumer: `head` is private to this object).
+ *
+ * Handing the mailbox to a new consumer (e.g. a restarted worker): the new
+ * one starts at the position last mirrored to the SAB, which is exact only
+ * after the old one called {@link detach} (or {@link close}), or last found
+ * the ring empty. Otherwise it would wait for an already consumed position.
  */
 export class MailboxConsumer {
   readonly #i32: Int32Array;
@@ -398,7 +440,7 @@ export class MailboxConsumer {
     this.#mask = v.mask;
     this.#capacity = v.capacity;
     this.#spinPolls = checkSpin(options);
-    // Resume where a previous consumer left off (only one at a time!).
+    // Resume where a previous consumer left off (see class doc).
     this.#head = Atomics.load(v.i32, H_HEAD);
     this.#mirrored = this.#head;
   }
@@ -415,7 +457,17 @@ export class MailboxConsumer {
 
   /** Closes the mailbox (see {@link closeMailbox}), waking blocked producers and this consumer. */
   close(): void {
+    this.#mirrorHead();
     closeI32(this.#i32, this.#capacity);
+  }
+
+  /**
+   * Stores this consumer's exact position in the SAB so that a new
+   * `MailboxConsumer` can take over (see class doc). Stop using this object
+   * afterwards.
+   */
+  detach(): void {
+    this.#mirrorHead();
   }
 
   /**
@@ -457,6 +509,38 @@ export class MailboxConsumer {
     }
     this.#consume(pos, index, read);
     return true;
+  }
+
+  /**
+   * Waits WITHOUT blocking the event loop (`Atomics.waitAsync`, no spinning)
+   * until the next message is published; does not consume it — follow with
+   * {@link tryReceive}/{@link tryReceiveWith}. Don't receive while a
+   * `waitAsync` is pending (the consumer is single-threaded, so simply await it).
+   * @param timeoutMs maximum wait; default forever.
+   * @returns true when a message is ready; false on timeout, or when the
+   *   mailbox is closed and the next message is not published.
+   */
+  async waitAsync(timeoutMs?: number): Promise<boolean> {
+    if (atomicsWaitAsync === undefined) throw new Error('Atomics.waitAsync is not available in this runtime');
+    const i32 = this.#i32;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    this.#mirrorHead(); // about to idle: make the statistics exact
+    for (;;) {
+      const pos = this.#head;
+      const index = SEQ_BASE + (pos & this.#mask);
+      const armed = armWaiter(i32, index, seqOf(pos + 1));
+      if (armed === ARM_READY) return true;
+      if (armed === ARM_CLOSED) return false;
+      if (armed === ARM_RETRY) continue;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return false;
+      Atomics.add(i32, H_STAT_CONSUMER_SLEEPS, 1);
+      // Same protocol as the blocking wait: waitAsync compares and registers
+      // the waiter synchronously, atomically with respect to Atomics.notify
+      // (which wakes async waiters too); only the resumption is deferred.
+      const r = atomicsWaitAsync(i32, index, armed, remaining);
+      if (r.async) await r.value;
+    }
   }
 
   /** Zero-copy {@link receive}. */

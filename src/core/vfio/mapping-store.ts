@@ -529,7 +529,7 @@ export class MappingStore {
     }
     // Surviving touched leaves: li0 (if not emptied) and lastTouched (if not emptied).
     const firstSurvives = firstEmpty !== li0;
-    const lastSurvives = lastTouched !== li0 && (leaves.length > 0) && !(firstEmpty >= 0 && firstEmpty + nEmpty - 1 === lastTouched);
+    const lastSurvives = lastTouched !== li0 && !(firstEmpty >= 0 && firstEmpty + nEmpty - 1 === lastTouched);
     const lastIdx = lastTouched - nEmpty;
     if (lastSurvives && lastIdx < leaves.length) this.rebalance(lastIdx);
     if (firstSurvives && li0 < leaves.length) this.rebalance(li0);

@@ -95,20 +95,28 @@ export function vfioRamDiscardRegisterListener(
   const replayRet = rdm.registerListener(listener, section);
   listeners.unshift(listener);
   if (replayRet !== 0) return { listener, ret: replayRet };
-  const max = container.dmaMaxMappings;
-  if (max > 0) {
-    let mappings = 0;
-    for (const l of listeners) {
-      const start = alignDown(l.section.offsetWithinAddressSpace, l.granularity);
-      const end = roundUp(l.section.offsetWithinAddressSpace + l.section.size, l.granularity);
-      mappings += (end - start) / l.granularity;
-    }
-    if (mappings + options.maxMemslots - listeners.length > max) {
-      const message = `vfio_ram_discard_register_listener: possibly running out of DMA mappings. ` +
-        `Maximum possible DMA mappings: ${max}, Maximum possible memslots: ${options.maxMemslots}`;
-      container.log.push(message);
-      if (options.dmaLimitCheck === 'error') return { listener, ret: -ENOSPC };
-    }
+  if (vfioDmaMappingsExceeded(container, listeners, options.maxMemslots)) {
+    container.log.push(`vfio_ram_discard_register_listener: possibly running out of DMA mappings. ` +
+      `Maximum possible DMA mappings: ${container.dmaMaxMappings}, Maximum possible memslots: ${options.maxMemslots}`);
+    if (options.dmaLimitCheck === 'error') return { listener, ret: -ENOSPC };
   }
   return { listener, ret: 0 };
+}
+
+/**
+ * The sanity check at the end of `vfio_ram_discard_register_listener`: the
+ * worst case number of DMA mappings (every block of every registered
+ * section, plus one per other memslot) exceeds `dma_max_mappings`.
+ * Containers without a limit (iommufd: 0) never exceed it.
+ */
+export function vfioDmaMappingsExceeded(container: VfioContainer, listeners: readonly VfioRamDiscardListener[], maxMemslots: number): boolean {
+  const max = container.dmaMaxMappings;
+  if (max === 0) return false;
+  let mappings = 0;
+  for (const l of listeners) {
+    const start = alignDown(l.section.offsetWithinAddressSpace, l.granularity);
+    const end = roundUp(l.section.offsetWithinAddressSpace + l.section.size, l.granularity);
+    mappings += (end - start) / l.granularity;
+  }
+  return mappings + maxMemslots - listeners.length > max;
 }

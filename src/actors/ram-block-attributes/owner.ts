@@ -1,0 +1,138 @@
+/**
+ * The RamBlockAttributes owner: the only writer of the shared bitmap. It
+ * runs `stateChange` and listener (un)registration as the core's
+ * generators, turning each listener call into a message to the listener's
+ * actor and resuming when the reply comes, as QEMU's synchronous calls do.
+ *
+ * Concurrency: several state changes may be in flight at once (one per
+ * conversion the KVM exit handler lets through); each resumes only on its
+ * own replies, and they interleave their bitmap writes exactly as unlocked
+ * QEMU threads would.
+ */
+import { EventBus } from '../../core/events.js';
+import { RollbackChecker, type Violation } from '../../core/invariants.js';
+import type { MemoryRegionSection } from '../../core/memory-region-section.js';
+import { RamBlockAttributes, type ListenerCalls } from '../../core/ram-block-attributes.js';
+import type { RamDiscardListener } from '../../core/ram-discard-manager.js';
+import { GUEST_MR } from '../../core/confidential-vm.js';
+import { PendingReplies, type ActorContext, type ActorLogic } from '../actor.js';
+import type { Message } from '../protocol.js';
+import type { ActorSetup } from '../run-config.js';
+import { sharedViews } from '../shared-views.js';
+
+/** Stands in for a listener living in another actor. Never called directly. */
+class RemoteListener implements RamDiscardListener {
+  readonly doubleDiscardSupported = true;
+  readonly name: string;
+  readonly actor: number;
+  readonly priority: number;
+  constructor(name: string, actor: number, priority: number) {
+    this.name = name;
+    this.actor = actor;
+    this.priority = priority;
+  }
+  notifyPopulate(): number {
+    throw new Error(`${this.name} is remote: its calls are messages`);
+  }
+  notifyDiscard(): void {
+    throw new Error(`${this.name} is remote: its calls are messages`);
+  }
+}
+
+/** A generator in flight and where its result goes. */
+interface Job {
+  readonly calls: ListenerCalls;
+  readonly replyTo: number;
+  readonly replyTag: number;
+  readonly reply: 'stateChangeDone' | 'registerDone';
+}
+
+export class RamBlockAttributesOwner implements ActorLogic {
+  readonly role = 'ram-block-attributes' as const;
+  readonly rba: RamBlockAttributes;
+  readonly #bus = new EventBus();
+  readonly #found: Violation[] = [];
+  readonly #pending = new PendingReplies<Job>();
+  /** Listener per (actor, iova): a container registers one per section. */
+  readonly #listeners = new Map<string, RemoteListener>();
+  readonly #names: Map<number, string>;
+  readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0 };
+
+  constructor(setup: ActorSetup) {
+    const { config, topology } = setup;
+    const views = sharedViews(setup);
+    this.rba = new RamBlockAttributes({
+      mr: GUEST_MR,
+      regionSize: config.guestMem,
+      blockSize: config.blockSize,
+      rollback: config.rollback,
+      priorities: config.mode === 'inplace' && config.order === 'priority',
+      bitmap: views.bitmap,
+      bus: this.#bus,
+    });
+    // Rollback exactness assumes one state change at a time on this bus.
+    if (config.inFlight === 1) new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found);
+    this.#names = new Map<number, string>([[topology.kvm, 'kvm']]);
+    topology.containers.forEach((actor, i) => this.#names.set(actor, `c${i}`));
+  }
+
+  receive(message: Message, ctx: ActorContext): void {
+    switch (message.type) {
+      case 'stateChange':
+        this.#counters.stateChanges++;
+        this.#start({ calls: this.rba.stateChangeCalls(message.offset, message.size, message.toDiscard), replyTo: message.from, replyTag: message.tag, reply: 'stateChangeDone' }, ctx);
+        return;
+      case 'register': {
+        const key = `${message.from}@${message.iova}`;
+        const listener = new RemoteListener(this.#names.get(message.from) ?? `actor${message.from}`, message.from, message.priority);
+        this.#listeners.set(key, listener);
+        this.#counters.registrations++;
+        const section: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
+        this.#start({ calls: this.rba.registerListenerCalls(listener, section), replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        return;
+      }
+      case 'unregister': {
+        const key = `${message.from}@${message.iova}`;
+        const listener = this.#listeners.get(key);
+        if (listener === undefined) throw new Error(`unregister of unknown listener ${key}`);
+        this.#listeners.delete(key);
+        this.#start({ calls: this.rba.unregisterListenerCalls(listener), replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        return;
+      }
+      case 'notifyDone':
+        this.#advance(this.#pending.take(message.tag), message.ret, ctx);
+        return;
+      default:
+        throw new Error(`RamBlockAttributes owner cannot handle ${message.type}`);
+    }
+  }
+
+  #start(job: Job, ctx: ActorContext): void {
+    this.#advance(job, 0, ctx, true);
+  }
+
+  /** Step a generator: send its next listener call, or its result. */
+  #advance(job: Job, ret: number, ctx: ActorContext, first = false): void {
+    const step = first ? job.calls.next() : job.calls.next(ret);
+    if (step.done) {
+      ctx.send(job.replyTo, { type: job.reply, from: ctx.self, tag: job.replyTag, ret: step.value });
+      return;
+    }
+    const call = step.value;
+    const listener = call.listener as RemoteListener;
+    const tag = this.#pending.add(job);
+    if (this.#pending.size > this.#counters.maxInFlight) this.#counters.maxInFlight = this.#pending.size;
+    const { offsetWithinRegion: offset, size, offsetWithinAddressSpace: iova } = call.section;
+    if (call.kind === 'populate') this.#counters.notifyPopulate++;
+    else this.#counters.notifyDiscard++;
+    ctx.send(listener.actor, { type: call.kind === 'populate' ? 'notifyPopulate' : 'notifyDiscard', from: ctx.self, tag, offset, size, iova });
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters, sharedBlocks: this.rba.bitmap.countSet() };
+  }
+
+  violations(): Violation[] {
+    return [...this.#found];
+  }
+}

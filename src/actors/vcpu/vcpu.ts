@@ -1,0 +1,209 @@
+/**
+ * A vCPU: runs its guest workload and blocks during its own exits, as a
+ * real vCPU thread does in KVM_RUN. Conversions reach the KVM exit handler
+ * as exits (MapGPA hypercalls split into 2 MiB chunks, memory faults);
+ * device DMA is requested from a container and awaited.
+ */
+import type { Violation } from '../../core/invariants.js';
+import { KiB } from '../../core/units.js';
+import type { ActorContext, ActorLogic, Topology } from '../actor.js';
+import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../protocol.js';
+import type { ActorSetup, RunConfig } from '../run-config.js';
+import { sharedViews, type SharedViews } from '../shared-views.js';
+import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
+import { mapGpaChunks, workload } from './workloads.js';
+
+const PAGE = 4 * KiB;
+
+/** What the vCPU is blocked on. */
+type Blocked =
+  | { kind: 'mapGpa'; chunks: Array<[number, number]>; toPrivate: boolean; exits: number }
+  | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number }
+  | { kind: 'dma' };
+
+export class Vcpu implements ActorLogic {
+  readonly role = 'vcpu' as const;
+  readonly #config: RunConfig;
+  readonly #topology: Topology;
+  readonly #views: SharedViews;
+  readonly #index: number;
+  #workload: Workload | undefined;
+  #blocked: Blocked | undefined;
+  #done = false;
+  #tag = 0;
+  readonly #found: Violation[] = [];
+  readonly #counters = { exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
+
+  constructor(setup: ActorSetup) {
+    this.#config = setup.config;
+    this.#topology = setup.topology;
+    this.#views = sharedViews(setup);
+    this.#index = setup.index;
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  receive(message: Message, ctx: ActorContext): void {
+    switch (message.type) {
+      case 'start': {
+        const { config } = this;
+        const share = Math.floor(config.conversions / config.vcpus) + (this.#index < config.conversions % config.vcpus ? 1 : 0);
+        this.#workload = workload(config.workload, {
+          vcpu: this.#index, vcpus: config.vcpus, containers: config.containers.length,
+          guestMem: config.guestMem, gpaBase: config.gpaBase, mode: config.mode, budget: share,
+          random: () => ctx.random(),
+        });
+        this.#resume({ ret: 0, exits: 0 }, ctx, true);
+        return;
+      }
+      case 'exitDone':
+        this.#onExitDone(message.ret, ctx);
+        return;
+      case 'dmaDone':
+        this.#blocked = undefined;
+        this.#resume({ ret: 0, exits: 0, outcome: DMA_OUTCOMES[message.outcome] ?? 'fault' }, ctx);
+        return;
+      default:
+        throw new Error(`vCPU cannot handle ${message.type}`);
+    }
+  }
+
+  get config(): RunConfig {
+    return this.#config;
+  }
+
+  /** Run the workload until it blocks on an exit or a DMA, or ends. */
+  #resume(result: ActionResult, ctx: ActorContext, first = false): void {
+    const workload = this.#workload!;
+    let next = first ? workload.next() : workload.next(result);
+    while (!next.done) {
+      const immediate = this.#perform(next.value, ctx);
+      if (immediate === undefined) return; // blocked until a reply
+      next = workload.next(immediate);
+    }
+    this.#done = true;
+  }
+
+  /** Do an action; returns its result, or undefined when the vCPU is now blocked. */
+  #perform(action: GuestAction, ctx: ActorContext): ActionResult | undefined {
+    switch (action.kind) {
+      case 'mapGpa': {
+        const chunks = mapGpaChunks(action.gpa, action.size);
+        this.#blocked = { kind: 'mapGpa', chunks, toPrivate: action.toPrivate, exits: 0 };
+        this.#sendMapGpaChunk(ctx);
+        return undefined;
+      }
+      case 'access':
+        this.#counters.accesses++;
+        return this.#access({ kind: 'access', action, next: action.gpa, exits: 0 }, ctx);
+      case 'dma':
+        this.#counters.dmaRequests++;
+        this.#blocked = { kind: 'dma' };
+        ctx.send(this.#topology.containers[action.container]!, {
+          type: 'dmaRequest', from: ctx.self, tag: ++this.#tag, iova: action.gpa, size: action.size, pattern: action.pattern, write: true,
+        });
+        return undefined;
+      case 'hostWrite':
+        this.#views.memory.writeShared(action.gpa - this.#config.gpaBase, action.size, action.pattern);
+        return { ret: 0, exits: 0 };
+      case 'check':
+        this.#check(action);
+        return { ret: 0, exits: 0 };
+      default: {
+        const unreachable: never = action;
+        throw new Error(`unknown action ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  #sendMapGpaChunk(ctx: ActorContext): void {
+    const blocked = this.#blocked;
+    if (blocked?.kind !== 'mapGpa') throw new Error('vCPU is not in a MapGPA');
+    const [gpa, size] = blocked.chunks.shift()!;
+    this.#exit(EXIT_MAP_GPA, gpa, size, blocked.toPrivate, ctx);
+  }
+
+  #exit(reason: number, gpa: number, size: number, toPrivate: boolean, ctx: ActorContext): void {
+    this.#counters.exits++;
+    if (reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
+    else this.#counters.memoryFaultExits++;
+    ctx.send(this.#topology.kvm, { type: 'exit', from: ctx.self, tag: ++this.#tag, reason, gpa, size, toPrivate });
+  }
+
+  #onExitDone(ret: number, ctx: ActorContext): void {
+    const blocked = this.#blocked;
+    if (blocked === undefined || blocked.kind === 'dma') throw new Error('exitDone while not in an exit');
+    blocked.exits++;
+    if (ret !== 0) {
+      // The conversion failed or the VM stopped: this vCPU pauses for good.
+      this.#counters.vmStopped = 1;
+      this.#blocked = undefined;
+      this.#resume({ ret, exits: blocked.exits }, ctx);
+      return;
+    }
+    if (blocked.kind === 'mapGpa') {
+      if (blocked.chunks.length > 0) {
+        this.#sendMapGpaChunk(ctx);
+        return;
+      }
+      this.#blocked = undefined;
+      this.#resume({ ret: 0, exits: blocked.exits }, ctx);
+      return;
+    }
+    const result = this.#access(blocked, ctx);
+    if (result !== undefined) this.#resume(result, ctx);
+  }
+
+  /**
+   * Touch pages from `state.next` on. A page whose KVM attribute does not
+   * match the access exits with a memory fault (4 KiB, flag PRIVATE when
+   * the access wanted private) and is retried after the conversion.
+   */
+  #access(state: Extract<Blocked, { kind: 'access' }>, ctx: ActorContext): ActionResult | undefined {
+    const { action } = state;
+    const kvm = this.#views.kvmShared;
+    const base = this.#config.gpaBase;
+    for (; state.next < action.gpa + action.size; state.next += PAGE) {
+      const block = (state.next - base) / this.#config.blockSize;
+      if (kvm.test(block) === action.private) {
+        this.#blocked = state;
+        this.#exit(EXIT_MEMORY_FAULT, state.next, PAGE, action.private, ctx);
+        return undefined;
+      }
+      if (action.write !== undefined) {
+        const offset = state.next - base;
+        if (action.private) this.#views.memory.writePrivate(offset, PAGE, action.write);
+        else this.#views.memory.writeShared(offset, PAGE, action.write);
+      }
+    }
+    this.#blocked = undefined;
+    return { ret: 0, exits: state.exits };
+  }
+
+  #check(action: Extract<GuestAction, { kind: 'check' }>): void {
+    this.#counters.checks++;
+    const memory = this.#views.memory;
+    for (let gpa = action.gpa; gpa < action.gpa + action.size; gpa += PAGE) {
+      const offset = gpa - this.#config.gpaBase;
+      const seen = action.view === 'shared' ? memory.readShared(offset) : memory.readPrivate(offset);
+      if (seen !== action.expect) {
+        this.#found.push({
+          invariant: 'data-integrity',
+          message: `vcpu${this.#index}: ${action.what}: 0x${gpa.toString(16)} reads 0x${seen.toString(16)} through the ${action.view} view, expected 0x${action.expect.toString(16)}`,
+          offset, size: PAGE,
+        });
+        return;
+      }
+    }
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters };
+  }
+
+  violations(): Violation[] {
+    return [...this.#found];
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * One VFIO container on its own thread: the kernel back-end (type1 or
+ * iommufd) with its mapping table and pins, the VFIO RamDiscardListener
+ * that turns notifications into maps and unmaps, and the device behind the
+ * container that performs DMA concurrently with conversions.
+ */
+import { EventBus } from '../../core/events.js';
+import {
+  accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkPartialUnmaps, checkSectionAgreement,
+  checkStaleMappings, type Violation,
+} from '../../core/invariants.js';
+import type { MemoryRegionSection } from '../../core/memory-region-section.js';
+import { RAM_DISCARD_LISTENER_PRIORITY_COMMON } from '../../core/ram-discard-manager.js';
+import type { VfioContainer } from '../../core/vfio/container.js';
+import { IommufdContainer } from '../../core/vfio/iommufd-container.js';
+import { Type1Container } from '../../core/vfio/type1-container.js';
+import { VfioRamDiscardListener, vfioDmaMappingsExceeded } from '../../core/vfio/vfio-ram-discard-listener.js';
+import { GUEST_MR } from '../../core/confidential-vm.js';
+import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
+import { DMA_OUTCOMES, type Message } from '../protocol.js';
+import type { ActorSetup, RunConfig } from '../run-config.js';
+import { sharedViews, type SharedViews } from '../shared-views.js';
+
+export class VfioContainerActor implements ActorLogic {
+  readonly role = 'vfio-container' as const;
+  readonly container: VfioContainer;
+  readonly #config: RunConfig;
+  readonly #topology: Topology;
+  readonly #views: SharedViews;
+  readonly #bus = new EventBus();
+  readonly #found: Violation[] = [];
+  /** Registered sections (`vrdl_list`), newest first. */
+  readonly #listeners: VfioRamDiscardListener[] = [];
+  readonly #pending = new PendingReplies<(ret: number) => void>();
+  #partialSeen = 0;
+  readonly #counters = { notifyPopulate: 0, notifyDiscard: 0, dmaAccesses: 0, dmaOk: 0, dmaFault: 0, dmaToPrivate: 0, dmaToStale: 0, checks: 0 };
+
+  constructor(setup: ActorSetup) {
+    this.#config = setup.config;
+    this.#topology = setup.topology;
+    this.#views = sharedViews(setup);
+    const spec = setup.config.containers[setup.index]!;
+    const id = `c${setup.index}`;
+    this.container = spec.backend === 'type1'
+      ? new Type1Container(id, this.#views.memory, spec.dmaEntryLimit, this.#bus)
+      : new IommufdContainer(id, this.#views.memory, this.#bus);
+    // In-place order (6), to shared: checked at every map attempt against guest_memfd's shared state.
+    this.#bus.subscribe((event) => {
+      if (event.kind === 'dmaMapAttempt') {
+        checkMapAfterConvertShared(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
+      }
+    });
+  }
+
+  /**
+   * `vfio_ram_discard_register_listener` for one section: register with the
+   * RamBlockAttributes owner (which replays shared runs to us), then the
+   * mapping estimate. Resolves with 0 or an error.
+   */
+  attach(section: { offset: number; size: number; iova: number }, ctx: ActorContext): Promise<number> {
+    const mrs: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: section.offset, size: section.size, offsetWithinAddressSpace: section.iova, readonly: false };
+    const listener = new VfioRamDiscardListener(this.container, mrs, this.#config.blockSize);
+    return new Promise<number>((resolve) => {
+      const tag = this.#pending.add((ret) => {
+        this.#listeners.unshift(listener);
+        if (ret !== 0) {
+          resolve(ret);
+          return;
+        }
+        resolve(vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots) ? -28 : 0);
+      });
+      ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
+    });
+  }
+
+  /** `vfio_ram_discard_unregister_listener` for the newest section. */
+  detach(ctx: ActorContext): Promise<number> {
+    const listener = this.#listeners.shift();
+    if (listener === undefined) return Promise.resolve(0);
+    return new Promise<number>((resolve) => {
+      const tag = this.#pending.add(resolve);
+      ctx.send(this.#topology.rba, { type: 'unregister', from: ctx.self, tag, offset: listener.section.offsetWithinRegion, iova: listener.section.offsetWithinAddressSpace });
+    });
+  }
+
+  receive(message: Message, ctx: ActorContext): void {
+    switch (message.type) {
+      case 'notifyPopulate':
+      case 'notifyDiscard': {
+        const section: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
+        // The VFIO listener only needs the (intersected) section and the granularity.
+        const listener = new VfioRamDiscardListener(this.container, section, this.#config.blockSize);
+        let ret = 0;
+        if (message.type === 'notifyPopulate') {
+          this.#counters.notifyPopulate++;
+          ret = listener.notifyPopulate(section);
+        } else {
+          this.#counters.notifyDiscard++;
+          listener.notifyDiscard(section);
+        }
+        ctx.send(message.from, { type: 'notifyDone', from: ctx.self, tag: message.tag, ret });
+        return;
+      }
+      case 'dmaRequest': {
+        const outcome = this.container.deviceAccess(message.iova, message.size);
+        this.#counters.dmaAccesses++;
+        if (outcome === 'ok') {
+          this.#counters.dmaOk++;
+          if (message.write) this.#writeThroughIommu(message.iova, message.size, message.pattern);
+        } else if (outcome === 'fault') this.#counters.dmaFault++;
+        else if (outcome === 'dma-to-private') this.#counters.dmaToPrivate++;
+        else this.#counters.dmaToStale++;
+        const violation = accessViolation(this.container.id, message.iova, message.size, outcome);
+        if (violation !== undefined) this.#found.push(violation);
+        ctx.send(message.from, { type: 'dmaDone', from: ctx.self, tag: message.tag, outcome: DMA_OUTCOMES.indexOf(outcome) });
+        return;
+      }
+      case 'check':
+        ctx.send(message.from, { type: 'checkDone', from: ctx.self, tag: message.tag, violations: this.quiescentCheck() });
+        return;
+      case 'registerDone':
+        this.#pending.take(message.tag)(message.ret);
+        return;
+      default:
+        throw new Error(`VFIO container cannot handle ${message.type}`);
+    }
+  }
+
+  /**
+   * Invariants this container can check from its own table and the shared
+   * bitmaps, valid when no conversion is in flight. Returns how many were found.
+   */
+  quiescentCheck(): number {
+    const before = this.#found.length;
+    this.#counters.checks++;
+    checkStaleMappings(this.container, this.#views, this.#found);
+    checkEntryLimit(this.container, this.#found);
+    this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);
+    for (const listener of this.#listeners) {
+      checkSectionAgreement(this.container, listener.section, this.#views.bitmap, this.#config.blockSize, this.#found);
+    }
+    return this.#found.length - before;
+  }
+
+  /** A device write lands in the host pages behind the IOMMU mappings. */
+  #writeThroughIommu(iova: number, size: number, pattern: number): void {
+    this.container.mappings.forEachIntersecting(iova, size, (mIova, mSize, hostOffset) => {
+      const start = Math.max(iova, mIova);
+      const end = Math.min(iova + size, mIova + mSize);
+      this.#views.memory.writeShared(hostOffset + (start - mIova), end - start, pattern);
+    });
+  }
+
+  stats(): Record<string, number> {
+    const s = this.container.stats;
+    return {
+      ...this.#counters,
+      dmaMaps: s.maps, dmaUnmaps: s.unmaps, dmaMapErrors: s.mapErrors, dmaUnmapErrors: s.unmapErrors,
+      liveMappings: this.container.mappings.count, peakMappings: s.peakMappings,
+    };
+  }
+
+  violations(): Violation[] {
+    return [...this.#found];
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Per-actor status words in one SharedArrayBuffer, written by each worker
+ * and read by the host's watchdog. Plain Atomics loads/stores: the watchdog
+ * only needs eventually-visible progress counters, not ordering.
+ */
+import { messageTypeOf } from '../actors/codec.js';
+
+/** Int32 words per actor. */
+const WORDS = 4;
+/** 1 while handling a message, 0 while waiting for one. */
+const BUSY = 0;
+/** Messages handled so far (wraps; compared for change only). */
+const HANDLED = 1;
+/** Type code of the last message taken, -1 before the first. */
+const LAST = 2;
+/** Times the worker went to sleep waiting for a message. */
+const SLEEPS = 3;
+
+export function allocateStatus(actors: number): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(actors * WORDS * 4);
+  const words = new Int32Array(sab);
+  for (let a = 0; a < actors; a++) words[a * WORDS + LAST] = -1;
+  return sab;
+}
+
+/** The worker's side: cheap stores around each message. */
+export class StatusWriter {
+  readonly #words: Int32Array;
+  readonly #base: number;
+
+  constructor(sab: SharedArrayBuffer, actor: number) {
+    this.#words = new Int32Array(sab);
+    this.#base = actor * WORDS;
+  }
+
+  begin(code: number): void {
+    Atomics.store(this.#words, this.#base + LAST, code);
+    Atomics.store(this.#words, this.#base + BUSY, 1);
+  }
+
+  end(): void {
+    Atomics.store(this.#words, this.#base + BUSY, 0);
+    Atomics.add(this.#words, this.#base + HANDLED, 1);
+  }
+
+  slept(): void {
+    Atomics.add(this.#words, this.#base + SLEEPS, 1);
+  }
+}
+
+export interface ActorStatus {
+  readonly busy: boolean;
+  readonly handled: number;
+  readonly last: string;
+  readonly sleeps: number;
+}
+
+export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
+  const words = new Int32Array(sab);
+  const base = actor * WORDS;
+  const code = Atomics.load(words, base + LAST);
+  return {
+    busy: Atomics.load(words, base + BUSY) === 1,
+    handled: Atomics.load(words, base + HANDLED),
+    last: code < 0 ? 'nothing yet' : (messageTypeOf(code) ?? `code ${code}`),
+    sleeps: Atomics.load(words, base + SLEEPS),
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * Runs the protocol on real threads: one worker per vCPU, the KVM exit
+ * handler, the RamBlockAttributes owner and each VFIO container, joined by
+ * SharedArrayBuffer mailboxes, sharing the bitmap, KVM attributes and
+ * guest pages. The host thread only configures, starts, watches and
+ * collects (over comlink); it never touches the data path.
+ */
+import { Worker } from 'node:worker_threads';
+import { releaseProxy, wrap, type Remote } from 'comlink';
+import type { ActorRole } from '../actors/actor.js';
+import { makeTopology } from '../actors/actor.js';
+import { actorName } from '../actors/create-actor.js';
+import type { RunConfig } from '../actors/run-config.js';
+import { allocateSharedState } from '../actors/shared-views.js';
+import type { Violation } from '../core/invariants.js';
+import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
+import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../workers/actor-worker.js';
+import { nodeEndpoint } from '../workers/mailbox-bench-protocol.js';
+import { workerUrl } from '../workers/worker-url.js';
+import { allocateStatus, readStatus } from './actor-status.js';
+
+/** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
+const MAILBOX_CAPACITY = 1024;
+/** How often the watchdog looks. */
+const WATCHDOG_MS = 100;
+/** No progress for this long with messages waiting: an actor stopped answering. */
+const HANG_MS = 3000;
+/** Every actor idle, every inbox empty, vCPUs not done, for this long: deadlock. */
+const DEADLOCK_MS = 1000;
+
+export interface RunOptions {
+  /** Test-only: make one actor (by name, e.g. `c0`) fail. */
+  readonly crash?: { readonly actor: string } & CrashSpec;
+  /** Called every ~100 ms with conversions done so far. */
+  readonly onProgress?: (conversions: number) => void;
+}
+
+export interface ActorInfo {
+  readonly role: ActorRole;
+  readonly id: string;
+  readonly threadId: number;
+}
+
+export interface RunReport {
+  readonly actors: ActorInfo[];
+  readonly conversions: number;
+  readonly dmaMaps: number;
+  readonly dmaUnmaps: number;
+  readonly dmaAccesses: Record<'ok' | 'fault' | 'dma-to-private' | 'dma-to-stale', number>;
+  readonly violations: Violation[];
+  readonly vmStopped: boolean;
+  readonly stopReason: string | undefined;
+  readonly elapsedMs: number;
+  readonly conversionsPerSec: number;
+  readonly quiescentChecks: number;
+  readonly stats: Record<string, Record<string, number>>;
+}
+
+/** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
+export class RunAbortedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunAbortedError';
+  }
+}
+
+interface Spawned {
+  readonly name: string;
+  readonly role: ActorRole;
+  readonly actor: number;
+  readonly worker: Worker;
+  readonly remote: Remote<ActorHost>;
+  threadId: number;
+}
+
+export async function runThreaded(config: RunConfig, options: RunOptions = {}): Promise<RunReport> {
+  const topology = makeTopology(config.containers.length, config.vcpus);
+  const shared = allocateSharedState(config);
+  const roles: Array<[ActorRole, number, number]> = [
+    ['kvm-exit', topology.kvm, 0],
+    ['ram-block-attributes', topology.rba, 0],
+    ...topology.containers.map((actor, i): [ActorRole, number, number] => ['vfio-container', actor, i]),
+    ...topology.vcpus.map((actor, i): [ActorRole, number, number] => ['vcpu', actor, i]),
+  ];
+  const mailboxes = roles.map(() => createMailbox(MAILBOX_CAPACITY));
+  const status = allocateStatus(roles.length);
+  const spawned: Spawned[] = [];
+  let abort: ((error: Error) => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abort = reject;
+  });
+  aborted.catch(() => undefined);
+  let finished = false;
+
+  const fail = (message: string): void => {
+    if (!finished) abort?.(new RunAbortedError(message));
+  };
+
+  try {
+    for (const [role, actor, index] of roles) {
+      const name = actorName(role, index);
+      const worker = new Worker(workerUrl('actor-worker'), { name });
+      const remote = wrap<ActorHost>(nodeEndpoint(worker));
+      const entry: Spawned = { name, role, actor, worker, remote, threadId: worker.threadId };
+      spawned.push(entry);
+      worker.on('error', (error) => fail(`actor ${name} (${role}) threw while handling ${readStatus(status, actor).last}: ${error.message}`));
+      worker.on('exit', (code) => fail(`actor ${name} (${role}) exited with status ${code} while handling ${readStatus(status, actor).last}`));
+    }
+    await race(aborted, Promise.all(spawned.map(async (s, i) => {
+      const [, , index] = roles[i]!;
+      const workerConfig: WorkerConfig = {
+        role: s.role,
+        actor: s.actor,
+        setup: { config, topology, shared, index },
+        mailboxes,
+        status,
+        ...(options.crash?.actor === s.name ? { crash: { after: options.crash.after, how: options.crash.how } } : {}),
+      };
+      s.threadId = await s.remote.configure(workerConfig);
+      await s.remote.start();
+    })));
+
+    const byName = new Map(spawned.map((s) => [s.name, s]));
+    const kvm = byName.get('kvm')!;
+    const containers = spawned.filter((s) => s.role === 'vfio-container');
+    const vcpus = spawned.filter((s) => s.role === 'vcpu');
+    const started = performance.now();
+
+    // Watchdog: crashes arrive as worker events; hangs and deadlocks are found here.
+    let vcpusDone = false;
+    const watchdog = startWatchdog(spawned, status, mailboxes, () => vcpusDone, fail);
+    try {
+      await race(aborted, kvm.remote.kick());
+      for (const c of containers) {
+        const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
+        if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
+      }
+      const progress = options.onProgress === undefined ? undefined : setInterval(() => {
+        void kvm.remote.snapshot().then((s) => options.onProgress?.(s.stats['conversions'] ?? 0), () => undefined);
+      }, 200);
+      try {
+        const workloads = Promise.all(vcpus.map(async (v) => {
+          await v.remote.kick();
+          await v.remote.whenDone();
+        }));
+        const hotplug = config.workload === 'hotplug' ? hotplugLoop(containers, config, () => vcpusDone, aborted) : Promise.resolve();
+        await race(aborted, workloads);
+        vcpusDone = true;
+        await race(aborted, hotplug);
+      } finally {
+        if (progress !== undefined) clearInterval(progress);
+      }
+      vcpusDone = true;
+      await race(aborted, kvm.remote.quiescentCheck());
+    } finally {
+      clearInterval(watchdog);
+    }
+    const elapsedMs = performance.now() - started;
+    const snapshots = await race(aborted, Promise.all(spawned.map((s) => s.remote.snapshot())));
+    finished = true;
+    return report(snapshots, spawned, elapsedMs);
+  } finally {
+    finished = true;
+    for (const sab of mailboxes) closeMailbox(sab);
+    await Promise.all(spawned.map(async (s) => {
+      s.remote[releaseProxy]();
+      await s.worker.terminate();
+    }));
+  }
+}
+
+/** Device hot-plug while conversions run: detach and re-attach containers in turn. */
+async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () => boolean, aborted: Promise<never>): Promise<void> {
+  let turn = 0;
+  while (!done()) {
+    const c = containers[turn++ % containers.length]!;
+    await race(aborted, c.remote.detach());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
+    if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${ret}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes: SharedArrayBuffer[],
+  vcpusDone: () => boolean, fail: (message: string) => void): NodeJS.Timeout {
+  const lastHandled = spawned.map(() => -1);
+  const stuckSince = spawned.map(() => 0);
+  let idleSince = 0;
+  return setInterval(() => {
+    const now = performance.now();
+    let allIdle = true;
+    spawned.forEach((s, i) => {
+      const st = readStatus(status, s.actor);
+      const waiting = pendingMessages(mailboxes[s.actor]!);
+      if (st.busy || waiting > 0) allIdle = false;
+      if (st.handled !== lastHandled[i]) {
+        lastHandled[i] = st.handled;
+        stuckSince[i] = now;
+      } else if ((st.busy || waiting > 0) && now - stuckSince[i]! > HANG_MS) {
+        fail(`actor ${s.name} (${s.role}) stopped answering while handling ${st.last} (${waiting} messages waiting)`);
+      }
+    });
+    if (allIdle && !vcpusDone()) {
+      if (idleSince === 0) idleSince = now;
+      else if (now - idleSince > DEADLOCK_MS) {
+        const summary = spawned.map((s) => `${s.name}: last ${readStatus(status, s.actor).last}`).join(', ');
+        fail(`deadlock: every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
+      }
+    } else {
+      idleSince = 0;
+    }
+  }, WATCHDOG_MS);
+}
+
+function race<T>(aborted: Promise<never>, work: Promise<T>): Promise<T> {
+  return Promise.race([aborted, work]);
+}
+
+function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: number): RunReport {
+  const stats: Record<string, Record<string, number>> = {};
+  const violations: Violation[] = [];
+  let dmaMaps = 0;
+  let dmaUnmaps = 0;
+  const dmaAccesses = { ok: 0, fault: 0, 'dma-to-private': 0, 'dma-to-stale': 0 };
+  for (const s of snapshots) {
+    stats[s.name] = s.stats;
+    violations.push(...s.violations);
+    if (s.role === 'vfio-container') {
+      dmaMaps += s.stats['dmaMaps'] ?? 0;
+      dmaUnmaps += s.stats['dmaUnmaps'] ?? 0;
+      dmaAccesses.ok += s.stats['dmaOk'] ?? 0;
+      dmaAccesses.fault += s.stats['dmaFault'] ?? 0;
+      dmaAccesses['dma-to-private'] += s.stats['dmaToPrivate'] ?? 0;
+      dmaAccesses['dma-to-stale'] += s.stats['dmaToStale'] ?? 0;
+    }
+  }
+  const kvm = snapshots.find((s) => s.role === 'kvm-exit')!;
+  const conversions = kvm.stats['conversions'] ?? 0;
+  const stopTrace = kvm.trace.find((t) => t.startsWith('vm stop: '));
+  return {
+    actors: snapshots.map((s, i) => ({ role: s.role, id: s.name, threadId: spawned[i]!.threadId })),
+    conversions,
+    dmaMaps,
+    dmaUnmaps,
+    dmaAccesses,
+    violations,
+    vmStopped: (kvm.stats['vmStopped'] ?? 0) === 1,
+    stopReason: stopTrace?.slice('vm stop: '.length),
+    elapsedMs,
+    conversionsPerSec: elapsedMs > 0 ? (conversions / elapsedMs) * 1000 : 0,
+    quiescentChecks: kvm.stats['quiescentChecks'] ?? 0,
+    stats,
+  };
+}
