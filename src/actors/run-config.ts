@@ -35,6 +35,8 @@ export interface RunConfig {
   /** Conversions between quiescent checks. */
   readonly checkEvery: number;
   readonly maxMemslots: number;
+  /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
+  readonly registrationOrder: 'serialized' | 'racy';
 }
 
 /** Everything shared between threads. */

@@ -23,7 +23,7 @@ import { releaseProxy, wrap } from 'comlink';
 import type { Remote } from 'comlink';
 import { MailboxConsumer, MailboxProducer, SLOT_WORDS, closeMailbox, createMailbox, mailboxStats } from '../transport/mailbox.js';
 import type { SlotReader } from '../transport/mailbox.js';
-import { nodeEndpoint } from '../workers/mailbox-bench-protocol.js';
+import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import type { BenchWorkerData, ComlinkEcho } from '../workers/mailbox-bench-protocol.js';
 import { workerUrl } from '../workers/worker-url.js';
 

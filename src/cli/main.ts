@@ -5,11 +5,13 @@
  */
 import { opsCommand, OPS_HELP } from './commands/ops.js';
 import { benchCommand, BENCH_HELP } from './commands/bench.js';
+import { runCommand, RUN_HELP } from './commands/run.js';
 import { EXIT_USAGE, UsageError } from './usage-error.js';
 
 type Command = (argv: string[]) => number | Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
+  run: { run: runCommand, help: RUN_HELP },
   ops: { run: opsCommand, help: OPS_HELP },
   bench: { run: benchCommand, help: BENCH_HELP },
 };

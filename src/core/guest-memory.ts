@@ -9,7 +9,7 @@
  *   its own shared/private state, converts in place, and refuses to convert a
  *   pinned page to private (-EAGAIN).
  */
-import { EACCES, EAGAIN, type Ret } from './errno.js';
+import { EACCES, EAGAIN, EFAULT, type Ret } from './errno.js';
 import type { CounterArray } from './counter-array.js';
 import type { KvmMemoryAttributes } from './kvm-memory-attributes.js';
 import { PagedCounters } from './paged-counters.js';
@@ -161,6 +161,8 @@ export class GuestMemory implements PinnableMemory {
   }
 
   pin(offset: number, size: number): Ret {
+    // No VMA behind the address: get_user_pages fails.
+    if (offset + size > this.blocks * this.blockSize) return -EFAULT;
     const [first, count] = this.#blocks(offset, size);
     // In-place: a host fault on a page that is not shared fails, so GUP cannot pin it.
     if (this.mode === 'inplace' && !this.gmemShared.isRangeSet(first, count)) return -EACCES;

@@ -310,8 +310,10 @@ export class RamBlockAttributes implements RamDiscardManager {
    * policy, the listeners already notified in this walk are told to discard
    * again (not the failing one, which cleaned up after itself): in the
    * order they were notified (virtio-mem), or in reverse with priorities so
-   * VFIO unmaps before the KVM listener converts back. The caller restores
-   * the bits after this returns (bitmap before listeners, both ways).
+   * VFIO unmaps before the KVM listener converts back. The caller clears the
+   * failing step's bits after this returns: the literal order of the
+   * rollback contract ("discard, and restore the bits"); `full` then clears
+   * each earlier block before its own discard.
    */
   *#notifyPopulate(offset: number, size: number): ListenerCalls {
     this.#bus?.emit({ kind: 'populateStep', offset, size });

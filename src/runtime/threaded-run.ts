@@ -15,7 +15,7 @@ import { allocateSharedState } from '../actors/shared-views.js';
 import type { Violation } from '../core/invariants.js';
 import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
 import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../workers/actor-worker.js';
-import { nodeEndpoint } from '../workers/mailbox-bench-protocol.js';
+import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import { workerUrl } from '../workers/worker-url.js';
 import { allocateStatus, readStatus } from './actor-status.js';
 
@@ -143,7 +143,9 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
           await v.remote.kick();
           await v.remote.whenDone();
         }));
-        const hotplug = config.workload === 'hotplug' ? hotplugLoop(containers, config, () => vcpusDone, aborted) : Promise.resolve();
+        const hotplug = config.workload === 'hotplug'
+          ? hotplugLoop(containers, config, () => vcpusDone, aborted).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)))
+          : Promise.resolve();
         await race(aborted, workloads);
         vcpusDone = true;
         await race(aborted, hotplug);
@@ -220,12 +222,19 @@ function race<T>(aborted: Promise<never>, work: Promise<T>): Promise<T> {
 function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: number): RunReport {
   const stats: Record<string, Record<string, number>> = {};
   const violations: Violation[] = [];
+  const seen = new Set<string>();
   let dmaMaps = 0;
   let dmaUnmaps = 0;
   const dmaAccesses = { ok: 0, fault: 0, 'dma-to-private': 0, 'dma-to-stale': 0 };
   for (const s of snapshots) {
     stats[s.name] = s.stats;
-    violations.push(...s.violations);
+    for (const v of s.violations) {
+      // A standing condition is found again at every quiescent check: report it once.
+      const key = `${v.invariant}|${v.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      violations.push(v);
+    }
     if (s.role === 'vfio-container') {
       dmaMaps += s.stats['dmaMaps'] ?? 0;
       dmaUnmaps += s.stats['dmaUnmaps'] ?? 0;

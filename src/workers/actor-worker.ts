@@ -17,12 +17,13 @@ import type { Violation } from '../core/invariants.js';
 import { Prng } from '../core/prng.js';
 import { MailboxConsumer, MailboxProducer } from '../transport/mailbox.js';
 import { StatusWriter } from '../runtime/actor-status.js';
-import { nodeEndpoint } from './mailbox-bench-protocol.js';
+import { nodeEndpoint } from './comlink-endpoint.js';
 
 /** Test-only fault injection: make this actor fail after some messages. */
 export interface CrashSpec {
   readonly after: number;
-  readonly how: 'throw' | 'exit' | 'hang';
+  /** throw an error, exit the thread, spin forever (stop answering), or silently drop every message (a lost reply). */
+  readonly how: 'throw' | 'exit' | 'hang' | 'mute';
 }
 
 export interface WorkerConfig {
@@ -140,8 +141,7 @@ class ActorHost {
   #deliver(message: Message): void {
     const status = this.#status!;
     status.begin(messageCode(message.type));
-    this.#maybeCrash();
-    this.#logic!.receive(message, this.#ctx!);
+    if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
     this.#handled++;
     status.end();
     if (this.#logic!.done === true && this.#doneWaiters.length > 0) {
@@ -149,12 +149,17 @@ class ActorHost {
     }
   }
 
-  #maybeCrash(): void {
+  /** Test-only fault injection. Returns true when the message is to be dropped. */
+  #maybeCrash(): boolean {
     const crash = this.#config!.crash;
-    if (crash === undefined || this.#handled < crash.after) return;
-    if (crash.how === 'throw') throw new Error(`injected crash after ${crash.after} messages`);
-    if (crash.how === 'exit') process.exit(7);
-    for (;;) { /* hang: stop answering */ }
+    if (crash === undefined || this.#handled < crash.after) return false;
+    switch (crash.how) {
+      case 'throw': throw new Error(`injected crash after ${crash.after} messages`);
+      case 'exit': process.exit(7); break;
+      case 'mute': return true;
+      case 'hang': for (;;) { /* stop answering */ }
+    }
+    return false;
   }
 
   async #loop(): Promise<void> {

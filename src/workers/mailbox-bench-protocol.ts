@@ -1,10 +1,9 @@
 /**
  * Shared between `src/bench/mailbox.ts` and `mailbox-bench-worker.ts`: the
- * worker's `workerData` shapes and the comlink Node adapter import.
+ * worker's `workerData` shapes.
  *
  * @module
  */
-import nodeAdapterModule from 'comlink/dist/umd/node-adapter.js';
 
 /** Echo every mailbox message back; `spin` busy-polls, `block` sleeps in `Atomics.wait` between messages. */
 export interface EchoWorkerData {
@@ -38,12 +37,3 @@ export interface ComlinkEcho {
   echo(x: number): number;
 }
 
-/**
- * comlink's Node adapter (`nodeEndpoint`). The package has no `exports` map
- * and ships UMD/CommonJS, where the bundle assigns the function to
- * `module.exports` itself. Under NodeNext, TypeScript models that file's
- * `export default` as `module.exports.default`, so the default import is
- * typed as a namespace while at runtime it IS the function; accept both.
- */
-const interop: unknown = nodeAdapterModule;
-export const nodeEndpoint = (typeof interop === 'function' ? interop : nodeAdapterModule.default) as typeof nodeAdapterModule.default;

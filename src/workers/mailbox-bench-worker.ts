@@ -9,7 +9,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink';
 import { MailboxConsumer, MailboxProducer, SLOT_WORDS } from '../transport/mailbox.js';
 import type { SlotWriter } from '../transport/mailbox.js';
-import { nodeEndpoint } from './mailbox-bench-protocol.js';
+import { nodeEndpoint } from './comlink-endpoint.js';
 import type { BenchWorkerData, ComlinkEcho, EchoWorkerData, ProduceWorkerData } from './mailbox-bench-protocol.js';
 
 /**

@@ -47,6 +47,16 @@ interface Job {
   readonly reply: 'stateChangeDone' | 'registerDone';
 }
 
+/**
+ * Whether listener (un)registration may interleave with state changes.
+ * QEMU registers listeners under the BQL while conversions run on vCPU
+ * threads without it; a replay reading the bitmap while a conversion flips
+ * bits can map twice or miss a map (spec section 9). `serialized` keeps a
+ * registration and state changes apart (the ordering that prevents it);
+ * `racy` lets them interleave.
+ */
+export type RegistrationOrder = 'serialized' | 'racy';
+
 export class RamBlockAttributesOwner implements ActorLogic {
   readonly role = 'ram-block-attributes' as const;
   readonly rba: RamBlockAttributes;
@@ -56,7 +66,13 @@ export class RamBlockAttributesOwner implements ActorLogic {
   /** Listener per (actor, iova): a container registers one per section. */
   readonly #listeners = new Map<string, RemoteListener>();
   readonly #names: Map<number, string>;
-  readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0 };
+  readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0, deferred: 0 };
+  readonly #serialize: boolean;
+  /** State changes in flight, and whether a registration is. */
+  #stateChangesActive = 0;
+  #registrationActive = false;
+  /** Jobs waiting for a conflicting kind to finish (serialized order only), FIFO. */
+  readonly #deferred: Job[] = [];
 
   constructor(setup: ActorSetup) {
     const { config, topology } = setup;
@@ -71,6 +87,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
       bus: this.#bus,
     });
     // Rollback exactness assumes one state change at a time on this bus.
+    this.#serialize = config.registrationOrder === 'serialized';
     if (config.inFlight === 1) new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found);
     this.#names = new Map<number, string>([[topology.kvm, 'kvm']]);
     topology.containers.forEach((actor, i) => this.#names.set(actor, `c${i}`));
@@ -108,7 +125,26 @@ export class RamBlockAttributesOwner implements ActorLogic {
   }
 
   #start(job: Job, ctx: ActorContext): void {
+    if (this.#serialize) {
+      const registration = job.reply === 'registerDone';
+      const conflict = registration ? this.#stateChangesActive > 0 || this.#registrationActive : this.#registrationActive;
+      // FIFO: nothing overtakes a deferred job, so a registration is not starved.
+      if (conflict || this.#deferred.length > 0) {
+        this.#counters.deferred++;
+        this.#deferred.push(job);
+        return;
+      }
+    }
+    if (job.reply === 'registerDone') this.#registrationActive = true;
+    else this.#stateChangesActive++;
     this.#advance(job, 0, ctx, true);
+  }
+
+  #finish(job: Job, ctx: ActorContext): void {
+    if (job.reply === 'registerDone') this.#registrationActive = false;
+    else this.#stateChangesActive--;
+    const ready = this.#deferred.splice(0);
+    for (const next of ready) this.#start(next, ctx);
   }
 
   /** Step a generator: send its next listener call, or its result. */
@@ -116,6 +152,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
     const step = first ? job.calls.next() : job.calls.next(ret);
     if (step.done) {
       ctx.send(job.replyTo, { type: job.reply, from: ctx.self, tag: job.replyTag, ret: step.value });
+      this.#finish(job, ctx);
       return;
     }
     const call = step.value;

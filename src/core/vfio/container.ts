@@ -77,7 +77,9 @@ export abstract class VfioContainer {
   dmaMap(iova: number, size: number, hostOffset: number): Ret {
     this.#bus?.emit({ kind: 'dmaMapAttempt', container: this.id, iova, size, hostOffset });
     let ret: Ret;
-    if (this.#injectedFailures > 0) {
+    if (!withinModelLimit(iova, size)) {
+      ret = -EINVAL;
+    } else if (this.#injectedFailures > 0) {
       this.#injectedFailures--;
       ret = -this.#injectedErrno;
     } else {
@@ -99,8 +101,9 @@ export abstract class VfioContainer {
    * iommufd's -ENOENT).
    */
   dmaUnmap(iova: number, size: number): Ret {
-    const cuts = this.#mappingsCutBy(iova, size); // checked before the kernel acts
-    const kernelRet = this.kernelUnmap(iova, size);
+    const valid = withinModelLimit(iova, size);
+    const cuts = valid ? this.#mappingsCutBy(iova, size) : []; // checked before the kernel acts
+    const kernelRet = valid ? this.kernelUnmap(iova, size) : -EINVAL;
     const ret = this.qemuUnmapRet(kernelRet);
     for (const mapping of cuts) this.partialUnmaps.push({ iova, size, mapping, kernelRet, qemuRet: ret });
     if (kernelRet === 0) this.stats.unmaps++;
@@ -179,4 +182,13 @@ export abstract class VfioContainer {
     });
     return cuts;
   }
+}
+
+/**
+ * The model keeps IOVAs as JS numbers: a range ending past 2^53 is refused
+ * with -EINVAL (the kernel's own limit is 2^64, checked the same way for
+ * wrap-around).
+ */
+function withinModelLimit(iova: number, size: number): boolean {
+  return iova + size <= Number.MAX_SAFE_INTEGER;
 }

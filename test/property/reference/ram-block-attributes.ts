@@ -104,8 +104,8 @@ export class RefRamBlockAttributes {
   }
 
   stateChange(offset: number, size: number, toDiscard: boolean): number {
-    // 1. Validity: block-aligned offset and size, inside the region (JS numbers do not wrap).
-    if (offset % this.blockSize !== 0 || size % this.blockSize !== 0 || offset + size > this.regionSize) return -EINVAL;
+    // 1. Validity: block-aligned offset and size, non-empty (QEMU: `offset + size <= offset`), inside the region.
+    if (offset % this.blockSize !== 0 || size % this.blockSize !== 0 || size === 0 || offset + size > this.regionSize) return -EINVAL;
     const first = offset / this.blockSize;
     const count = size / this.blockSize;
     const blocks: number[] = [];

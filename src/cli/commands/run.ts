@@ -1,0 +1,146 @@
+/** `convsim run`: the protocol on real threads, under a guest workload. */
+import { parseArgs } from 'node:util';
+import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
+import { WORKLOADS } from '../../actors/run-config.js';
+import { BACKING_MODES } from '../../core/guest-memory.js';
+import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
+import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
+import { formatSize, isAligned } from '../../core/units.js';
+import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
+import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '../../runtime/threaded-run.js';
+import { parseChoice, parseCount, parseSize } from '../option-values.js';
+import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
+import { ProgressLine } from '../progress.js';
+
+export const RUN_HELP = `convsim run [options]
+  Run the protocol on real threads (one worker per vCPU, KVM exit handler,
+  RamBlockAttributes owner and VFIO container).
+  --vcpus N            vCPU threads (default 4)
+  --containers LIST    back-ends, e.g. type1,iommufd (default); type1:LIMIT sets
+                       dma_entry_limit (default: raised to fit the guest)
+  --guest-mem SIZE     guest RAM, e.g. 1G (default), 64M, 1T
+  --mode M             ${BACKING_MODES.join('|')} (default legacy)
+  --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
+  --rollback R         ${ROLLBACK_POLICIES.join('|')} (default none)
+  --in-flight N        conversions in flight at the KVM exit handler (default 1)
+  --conversions N      total conversions (default 20000)
+  --seed S             seed of the workloads (default 1)
+  --workload W         ${WORKLOADS.join('|')} (default storm)
+  --check-every N      conversions between quiescent checks (default 2000)
+  --json               one JSON object on stdout
+  Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
+
+/** Parse `run` options into a RunConfig (exported for tests). */
+export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      vcpus: { type: 'string', default: '4' },
+      containers: { type: 'string', default: 'type1,iommufd' },
+      'guest-mem': { type: 'string', default: '1G' },
+      mode: { type: 'string', default: 'legacy' },
+      order: { type: 'string', default: 'explicit' },
+      rollback: { type: 'string', default: 'none' },
+      'in-flight': { type: 'string', default: '1' },
+      conversions: { type: 'string', default: '20000' },
+      seed: { type: 'string', default: '1' },
+      workload: { type: 'string', default: 'storm' },
+      'check-every': { type: 'string', default: '2000' },
+      json: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`run: unexpected argument ${JSON.stringify(positionals[0])}`);
+  const blockSize = 4096;
+  const guestMem = parseSize('guest-mem', values['guest-mem']!);
+  if (!isAligned(guestMem, 2 * 1024 * 1024)) throw new UsageError(`--guest-mem: ${values['guest-mem']} must be a multiple of 2M`);
+  const blocks = guestMem / blockSize;
+  const containers = values.containers!.split(',').map((item): ContainerSpec => {
+    const [backend = '', limit] = item.split(':');
+    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
+    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
+    return { backend: b, dmaEntryLimit: limit === undefined ? blocks + 1024 : parseCount('containers', limit) };
+  });
+  if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
+  const vcpus = parseCount('vcpus', values.vcpus!, 1, 64);
+  const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
+  if (workload === 'selftest' && vcpus * (2 * 1024 * 1024 + 4096) > guestMem) {
+    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
+  }
+  if (workload === 'storm' && guestMem < 64 * 1024 * 1024) throw new UsageError('--guest-mem: storm needs at least 64M');
+  const config: RunConfig = {
+    vcpus,
+    containers,
+    guestMem,
+    blockSize,
+    gpaBase: 0,
+    mode: parseChoice('mode', values.mode!, BACKING_MODES),
+    order: parseChoice('order', values.order!, INPLACE_ORDERS),
+    rollback: parseChoice('rollback', values.rollback!, ROLLBACK_POLICIES),
+    inFlight: parseCount('in-flight', values['in-flight']!, 1, 1024),
+    conversions: parseCount('conversions', values.conversions!, 1, 1e9),
+    seed: parseCount('seed', values.seed!, 0, 2 ** 31 - 1),
+    workload,
+    checkEvery: parseCount('check-every', values['check-every']!, 1),
+    maxMemslots: 512,
+    registrationOrder: 'serialized',
+  };
+  return { config, json: values.json! };
+}
+
+/**
+ * Test hook: `CONVSIM_INJECT_FAULT=ACTOR:HOW:AFTER` (e.g. `c0:throw:200`)
+ * makes one actor fail after AFTER messages, to exercise crash, hang and
+ * deadlock handling end to end. HOW is throw, exit, hang or mute.
+ */
+function injectedFault(): RunOptions['crash'] {
+  const spec = process.env['CONVSIM_INJECT_FAULT'];
+  if (spec === undefined || spec === '') return undefined;
+  const [actor = '', how = '', after = ''] = spec.split(':');
+  const hows = ['throw', 'exit', 'hang', 'mute'] as const;
+  return { actor, how: parseChoice('CONVSIM_INJECT_FAULT', how, hows), after: parseCount('CONVSIM_INJECT_FAULT', after, 0) };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { config, json } = parseRunOptions(argv);
+  const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
+  const crash = injectedFault();
+  let result: RunReport;
+  try {
+    result = await runThreaded(config, {
+      ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
+      ...(crash === undefined ? {} : { crash }),
+    });
+  } catch (error) {
+    progress?.clear();
+    if (error instanceof RunAbortedError) {
+      process.stderr.write(`convsim run: ${error.message}\n`);
+      return EXIT_RUNTIME;
+    }
+    throw error;
+  }
+  progress?.clear();
+  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  const output = { config, ...result, peakRssMiB };
+  if (json) process.stdout.write(`${JSON.stringify(output)}\n`);
+  else process.stdout.write(summary(config, result, peakRssMiB));
+  return result.violations.length > 0 ? EXIT_VIOLATIONS : EXIT_OK;
+}
+
+function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
+  const lines = [
+    `convsim run: ${config.workload}, ${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join('+')}, ` +
+      `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, ` +
+      `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
+    `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
+    `conversions:  ${r.conversions} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
+    `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
+      `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
+    `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,
+    `violations:   ${r.violations.length === 0 ? 'none' : r.violations.length}`,
+    ...r.violations.slice(0, 10).map((v) => `  ${v.invariant}: ${v.message}`),
+  ];
+  if (r.violations.length > 10) lines.push(`  ... ${r.violations.length - 10} more (see --json)`);
+  return `${lines.join('\n')}\n`;
+}

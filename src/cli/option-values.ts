@@ -1,0 +1,32 @@
+/** Parsing of option values shared by commands; every failure is a one-line UsageError. */
+import { GiB, KiB, MiB, TiB } from '../core/units.js';
+import { UsageError } from './usage-error.js';
+
+/** `--name` must be one of `allowed`. */
+export function parseChoice<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${option}: ${JSON.stringify(value)} is not one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** A positive (or, with `min: 0`, non-negative) safe integer. */
+export function parseCount(option: string, value: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${option}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+const SUFFIX: Record<string, number> = { '': 1, K: KiB, M: MiB, G: GiB, T: TiB };
+
+/** A size like `1G`, `512M`, `4096`, `1T` (binary units). */
+export function parseSize(option: string, value: string): number {
+  const match = /^(\d+)([KMGT]?)i?B?$/i.exec(value);
+  const bytes = match === null ? NaN : Number(match[1]) * SUFFIX[match[2]!.toUpperCase()]!;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new UsageError(`--${option}: ${JSON.stringify(value)} is not a size (examples: 4096, 64M, 1G, 1T)`);
+  }
+  return bytes;
+}

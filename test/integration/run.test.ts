@@ -1,0 +1,108 @@
+/**
+ * `convsim run` end to end: the built CLI, real worker threads. Nothing
+ * here asserts a time except the bound the issue sets on ending a broken
+ * run (5 s), measured generously.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/workers/worker-url.js';
+
+const CLI = join(packageRoot(), 'dist', 'cli', 'main.js');
+
+interface RunJson {
+  actors: Array<{ role: string; id: string; threadId: number }>;
+  conversions: number;
+  dmaMaps: number;
+  dmaUnmaps: number;
+  dmaAccesses: Record<string, number>;
+  violations: Array<{ invariant: string; message: string }>;
+  vmStopped: boolean;
+  elapsedMs: number;
+  conversionsPerSec: number;
+}
+
+function convsim(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string; ms: number } {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
+}
+
+function runJson(args: string[]): { status: number | null; json: RunJson } {
+  const r = convsim(['run', ...args, '--json']);
+  expect(r.stderr).toBe('');
+  return { status: r.status, json: JSON.parse(r.stdout) as RunJson };
+}
+
+describe('convsim run (real threads)', () => {
+  it('the default configuration, shortened to 3,000 conversions, has no violation and every actor on its own thread', () => {
+    const { status, json } = runJson(['--conversions', '3000']);
+    expect(json.violations).toEqual([]);
+    expect(status).toBe(0);
+    expect(json.conversions).toBeGreaterThanOrEqual(3000);
+    expect(json.actors.map((a) => a.role).sort()).toEqual(
+      ['kvm-exit', 'ram-block-attributes', 'vcpu', 'vcpu', 'vcpu', 'vcpu', 'vfio-container', 'vfio-container']);
+    expect(new Set(json.actors.map((a) => a.threadId)).size).toBe(json.actors.length);
+    expect(json.dmaMaps).toBeGreaterThan(0);
+    expect(json.dmaUnmaps).toBeGreaterThan(0);
+    expect(json.dmaAccesses['ok']).toBeGreaterThan(0);
+    expect(json.vmStopped).toBe(false);
+  }, 240_000);
+
+  it.each(['legacy', 'inplace'])('the selftest workload passes in %s mode', (mode) => {
+    const { status, json } = runJson(['--workload', 'selftest', '--mode', mode, '--guest-mem', '64M', '--conversions', '600']);
+    expect(json.violations).toEqual([]);
+    expect(status).toBe(0);
+    expect(json.conversions).toBeGreaterThan(0);
+  }, 120_000);
+
+  it.each(['explicit', 'priority'])('in-place %s order keeps unmap before CONVERT_PRIVATE and map after CONVERT_SHARED', (order) => {
+    const { status, json } = runJson(['--mode', 'inplace', '--order', order, '--guest-mem', '128M', '--conversions', '500']);
+    expect(json.violations).toEqual([]);
+    expect(status).toBe(0);
+  }, 120_000);
+
+  it('in-place with the merged (v6) order meets a pinned page at CONVERT_PRIVATE', () => {
+    const { status, json } = runJson(['--mode', 'inplace', '--order', 'v6', '--guest-mem', '128M', '--conversions', '500']);
+    expect(status).toBe(1);
+    expect(json.violations.map((v) => v.invariant)).toContain('inplace-order');
+    expect(json.vmStopped).toBe(true);
+  }, 120_000);
+
+  it('hot-plugging containers during conversions (serialised with registration) has no violation', () => {
+    const { status, json } = runJson(['--workload', 'hotplug', '--guest-mem', '128M', '--conversions', '800']);
+    expect(json.violations).toEqual([]);
+    expect(status).toBe(0);
+  }, 120_000);
+
+  describe('a broken actor ends the run within 5 s, naming the actor', () => {
+    it.each([
+      ['c0:throw:300', /actor c0 \(vfio-container\) threw while handling \w+/],
+      ['rba:exit:300', /actor rba \(ram-block-attributes\) exited with status 7 while handling \w+/],
+      ['c1:hang:300', /actor c1 \(vfio-container\) stopped answering while handling \w+/],
+      ['c0:mute:300', /deadlock: every actor waits for a message/],
+    ])('%s', (fault, message) => {
+      const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000'], { CONVSIM_INJECT_FAULT: fault });
+      expect(r.status).toBe(3);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stdout).toBe('');
+      // Start-up plus 300 messages plus detection (hang: 3 s) plus termination; the process exiting proves no thread was left.
+      expect(r.ms).toBeLessThan(15_000);
+    }, 60_000);
+  });
+
+  it.each([
+    [['--vcpus', '0'], /--vcpus: "0" must be an integer from 1 to 64/],
+    [['--mode', 'fast'], /--mode: "fast" is not one of legacy, inplace/],
+    [['--containers', 'type1,vfio'], /--containers: "vfio" is not one of type1, iommufd/],
+    [['--guest-mem', 'lots'], /--guest-mem: "lots" is not a size/],
+    [['--workload', 'chaos'], /--workload: "chaos" is not one of storm, selftest, hotplug/],
+  ])('bad option %j: one line, exit 2', (args, message) => {
+    const r = convsim(['run', ...args]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stdout).toBe('');
+  });
+});
