@@ -29,6 +29,8 @@ export interface ActorLogic {
   stats(): Record<string, number>;
   /** Violations this actor found by checking the state it can see. */
   violations(): Violation[];
+  /** How many, without copying (the deterministic runtime asks after every delivery). */
+  violationCount(): number;
   /** vCPUs: the workload has ended (finished, or the VM stopped). */
   readonly done?: boolean;
 }

@@ -117,7 +117,7 @@ class ActorHost {
 
   /** KVM exit handler: drain conversions and check every container. */
   quiescentCheck(): Promise<number> {
-    return (this.#logic as KvmExitHandler).quiescentCheck();
+    return new Promise((resolve) => (this.#logic as KvmExitHandler).quiescentCheck(this.#ctx!, resolve));
   }
 
   snapshot(): ActorSnapshot {

@@ -3,13 +3,16 @@
  * KVM's memory attributes and the backing pages (discards, guest_memfd
  * conversions), and stops the VM on a failed conversion.
  *
- * Conversions go through a p-queue whose concurrency is the number of
+ * Conversions are admitted by a p-queue whose concurrency is the number of
  * conversions in flight: 1 serialises them (as if QEMU held a lock); more
  * lets conversions from different vCPUs interleave, as QEMU's unlocked
- * vCPU threads do today. Every so many conversions the queue is paused and
+ * vCPU threads do today. Every so many conversions admission is paused and
  * drained for a quiescent check of every container.
+ *
+ * A conversion is the core's `kvmConvertMemory` generator, advanced by
+ * callbacks on replies (not promises), so the same code runs under the
+ * deterministic scheduler with a synchronous admission.
  */
-import PQueue from 'p-queue';
 import { retName } from '../../core/errno.js';
 import { EventBus } from '../../core/events.js';
 import { checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } from '../../core/invariants.js';
@@ -18,6 +21,7 @@ import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert
 import { formatSize } from '../../core/units.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
+import { PQueueAdmission, type ConversionAdmission } from './conversion-admission.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 
@@ -30,12 +34,12 @@ export class KvmExitHandler implements ActorLogic {
   readonly #topology: Topology;
   readonly #views: SharedViews;
   readonly #conversion: ConversionContext;
-  readonly #queue: PQueue;
+  readonly #admission: ConversionAdmission;
   readonly #bus = new EventBus();
   readonly #kvmListener: KvmConversionListener | undefined;
   readonly #pending = new PendingReplies<(ret: number) => void>();
+  #checking = false;
   readonly #found: Violation[] = [];
-  #ctx: ActorContext | undefined;
   #stopReason: string | undefined;
   #sinceCheck = 0;
   readonly #counters = {
@@ -43,7 +47,7 @@ export class KvmExitHandler implements ActorLogic {
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
   };
 
-  constructor(setup: ActorSetup) {
+  constructor(setup: ActorSetup, admission?: ConversionAdmission) {
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
@@ -61,7 +65,7 @@ export class KvmExitHandler implements ActorLogic {
       kvmListener: this.#kvmListener,
       bus: this.#bus,
     };
-    this.#queue = new PQueue({ concurrency: config.inFlight });
+    this.#admission = admission ?? new PQueueAdmission(config.inFlight);
     // In-place order (6), to private: checked at every CONVERT_PRIVATE, from the shared pin counts.
     this.#bus.subscribe((event) => {
       if (event.kind === 'gmemConvertPrivate') checkUnmappedBeforeConvertPrivate(this.#views, event.offset, event.size, this.#found);
@@ -74,16 +78,16 @@ export class KvmExitHandler implements ActorLogic {
   }
 
   receive(message: Message, ctx: ActorContext): void {
-    this.#ctx = ctx;
     switch (message.type) {
       case 'start':
         // Priority order: the KVM/guest_memfd change is the priority-0 listener.
         if (this.#kvmListener !== undefined) {
-          this.#request(ctx, (tag) => ({ type: 'register', from: ctx.self, tag, offset: 0, size: this.#config.guestMem, iova: this.#config.gpaBase, priority: 0 }));
+          const tag = this.#pending.add(() => undefined);
+          ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: 0, size: this.#config.guestMem, iova: this.#config.gpaBase, priority: 0 });
         }
         return;
       case 'exit':
-        void this.#queue.add(() => this.#handleExit(message, ctx));
+        this.#admission.admit((done) => this.#convert(message, ctx, done));
         return;
       case 'stateChangeDone':
       case 'registerDone':
@@ -107,31 +111,33 @@ export class KvmExitHandler implements ActorLogic {
     }
   }
 
-  /** Send a request to the RamBlockAttributes owner; resolves with the reply's `ret`. */
-  #request(ctx: ActorContext, make: (tag: number) => Message): Promise<number> {
-    return new Promise<number>((resolve) => {
-      ctx.send(this.#topology.rba, make(this.#pending.add(resolve)));
-    });
-  }
-
-  async #handleExit(exit: MessageOf<'exit'>, ctx: ActorContext): Promise<void> {
+  /** One `kvm_convert_memory`: advance the generator on each stateChange reply. */
+  #convert(exit: MessageOf<'exit'>, ctx: ActorContext, done: () => void): void {
     if (this.#stopReason !== undefined) {
       ctx.send(exit.from, { type: 'exitDone', from: ctx.self, tag: exit.tag, ret: EXIT_VM_STOPPED });
+      done();
       return;
     }
-    const inFlight = this.#queue.pending;
+    const inFlight = this.#admission.inFlight;
     if (inFlight > this.#counters.maxInFlight) this.#counters.maxInFlight = inFlight;
     if (exit.reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
     else this.#counters.memoryFaultExits++;
-
     const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate);
-    let step = steps.next();
-    while (!step.done) {
-      const { offset, size, toDiscard } = step.value;
-      const ret = await this.#request(ctx, (tag) => ({ type: 'stateChange', from: ctx.self, tag, offset, size, toDiscard }));
-      step = steps.next(ret);
-    }
-    const ret = step.value;
+    const advance = (ret: number | undefined): void => {
+      const step = ret === undefined ? steps.next() : steps.next(ret);
+      if (!step.done) {
+        const { offset, size, toDiscard } = step.value;
+        const tag = this.#pending.add(advance);
+        ctx.send(this.#topology.rba, { type: 'stateChange', from: ctx.self, tag, offset, size, toDiscard });
+        return;
+      }
+      this.#finish(exit, step.value, ctx);
+      done();
+    };
+    advance(undefined);
+  }
+
+  #finish(exit: MessageOf<'exit'>, ret: number, ctx: ActorContext): void {
     this.#counters.conversions++;
     this.#counters.bytesConverted += exit.size;
     if (exit.toPrivate) this.#counters.toPrivate++;
@@ -145,7 +151,7 @@ export class KvmExitHandler implements ActorLogic {
     ctx.send(exit.from, { type: 'exitDone', from: ctx.self, tag: exit.tag, ret });
     if (++this.#sinceCheck >= this.#config.checkEvery) {
       this.#sinceCheck = 0;
-      void this.quiescentCheck();
+      this.quiescentCheck(ctx, () => undefined);
     }
   }
 
@@ -153,27 +159,38 @@ export class KvmExitHandler implements ActorLogic {
    * Stop admitting conversions, wait until none is in flight, then have
    * every container check its mappings against the (now still) bitmap and
    * KVM attributes, and check KVM attributes against the bitmap here.
+   * `onDone` gets the number of violations found.
    */
-  async quiescentCheck(): Promise<number> {
-    const ctx = this.#ctx;
-    if (ctx === undefined) return 0;
-    this.#queue.pause();
-    await this.#queue.onPendingZero();
-    this.#counters.quiescentChecks++;
-    let found = 0;
-    if (this.#stopReason === undefined) {
-      const before = this.#found.length;
-      checkKvmAgreement(this.#views.kvmShared, this.#views.bitmap, this.#found);
-      found += this.#found.length - before;
+  quiescentCheck(ctx: ActorContext, onDone: (found: number) => void): void {
+    if (this.#checking) {
+      onDone(0);
+      return;
     }
-    const replies = this.#topology.containers.map((actor) =>
-      new Promise<number>((resolve) => {
-        const tag = this.#pending.add(resolve);
+    this.#checking = true;
+    this.#admission.pause();
+    this.#admission.whenIdle(() => {
+      this.#counters.quiescentChecks++;
+      let found = 0;
+      if (this.#stopReason === undefined) {
+        const before = this.#found.length;
+        checkKvmAgreement(this.#views.kvmShared, this.#views.bitmap, this.#found);
+        found += this.#found.length - before;
+      }
+      let waiting = this.#topology.containers.length;
+      const finish = (): void => {
+        this.#checking = false;
+        this.#admission.resume();
+        onDone(found);
+      };
+      if (waiting === 0) finish();
+      for (const actor of this.#topology.containers) {
+        const tag = this.#pending.add((n) => {
+          found += n;
+          if (--waiting === 0) finish();
+        });
         ctx.send(actor, { type: 'check', from: ctx.self, tag });
-      }));
-    for (const n of await Promise.all(replies)) found += n;
-    this.#queue.start();
-    return found;
+      }
+    });
   }
 
   stats(): Record<string, number> {
@@ -182,5 +199,9 @@ export class KvmExitHandler implements ActorLogic {
 
   violations(): Violation[] {
     return [...this.#found];
+  }
+
+  violationCount(): number {
+    return this.#found.length;
   }
 }

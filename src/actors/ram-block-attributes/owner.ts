@@ -172,4 +172,8 @@ export class RamBlockAttributesOwner implements ActorLogic {
   violations(): Violation[] {
     return [...this.#found];
   }
+
+  violationCount(): number {
+    return this.#found.length;
+  }
 }

@@ -206,4 +206,8 @@ export class Vcpu implements ActorLogic {
   violations(): Violation[] {
     return [...this.#found];
   }
+
+  violationCount(): number {
+    return this.#found.length;
+  }
 }

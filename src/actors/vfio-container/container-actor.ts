@@ -73,6 +73,11 @@ export class VfioContainerActor implements ActorLogic {
     });
   }
 
+  /** A registration or unregistration of this container is waiting for its reply. */
+  get registering(): boolean {
+    return this.#pending.size > 0;
+  }
+
   /** `vfio_ram_discard_unregister_listener` for the newest section. */
   detach(ctx: ActorContext): Promise<number> {
     const listener = this.#listeners.shift();
@@ -162,5 +167,9 @@ export class VfioContainerActor implements ActorLogic {
 
   violations(): Violation[] {
     return [...this.#found];
+  }
+
+  violationCount(): number {
+    return this.#found.length;
   }
 }

@@ -1,0 +1,214 @@
+/**
+ * The deterministic runtime: the same actor logic as the threaded runtime,
+ * run in one thread, where a seeded strategy chooses which pending message
+ * is delivered next. Messages between one sender and one receiver stay
+ * FIFO; every delivery is a scheduling point. The shared "memory" (bitmap,
+ * KVM attributes, pages) is the same SharedArrayBuffer views, touched by
+ * one thread at a time.
+ */
+import type { ActorContext, ActorLogic, ActorRole } from '../../actors/actor.js';
+import { makeTopology } from '../../actors/actor.js';
+import { actorName } from '../../actors/create-actor.js';
+import { KvmExitHandler } from '../../actors/kvm-exit/kvm-exit-handler.js';
+import { SyncAdmission } from '../../actors/kvm-exit/conversion-admission.js';
+import { RamBlockAttributesOwner } from '../../actors/ram-block-attributes/owner.js';
+import type { Message } from '../../actors/protocol.js';
+import type { ActorSetup, RunConfig } from '../../actors/run-config.js';
+import { allocateSharedState } from '../../actors/shared-views.js';
+import { Vcpu } from '../../actors/vcpu/vcpu.js';
+import { VfioContainerActor } from '../../actors/vfio-container/container-actor.js';
+import type { Violation } from '../../core/invariants.js';
+import { Prng } from '../../core/prng.js';
+import type { Candidate, Strategy } from './strategy.js';
+import { TraceHasher, type Delivery } from './trace.js';
+
+export interface DeterministicOptions {
+  readonly strategy: Strategy;
+  /** Stop after this many deliveries (a livelock guard). */
+  readonly maxSteps: number;
+  /** Keep every delivery (for stories and replay); off for fast exploration. */
+  readonly recordTrace: boolean;
+  /** Stop at the first violation (exploration) or run to the end. */
+  readonly stopAtViolation: boolean;
+  /** Record every choice, so the schedule can be replayed as deviations. */
+  readonly recordChoices?: boolean;
+}
+
+export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit';
+
+export interface DeterministicResult {
+  readonly outcome: DeterministicOutcome;
+  readonly steps: number;
+  readonly traceHash: string;
+  readonly violations: Violation[];
+  /** The delivery after which the first violation was found (-1 if none). */
+  readonly violationStep: number;
+  readonly trace: Delivery[];
+  /** Steps where the scheduler did not take the first candidate: step -> choice. */
+  readonly deviations: Map<number, number>;
+  readonly conversions: number;
+  readonly actors: Array<{ role: ActorRole; id: string }>;
+  readonly vmStopped: boolean;
+}
+
+/** A FIFO channel from one actor to another. */
+class Channel {
+  readonly from: number;
+  readonly to: number;
+  readonly #items: Message[] = [];
+  #head = 0;
+
+  constructor(from: number, to: number) {
+    this.from = from;
+    this.to = to;
+  }
+
+  get empty(): boolean {
+    return this.#head === this.#items.length;
+  }
+
+  push(message: Message): void {
+    this.#items.push(message);
+  }
+
+  shift(): Message {
+    const message = this.#items[this.#head++]!;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return message;
+  }
+}
+
+/** How often (in deliveries) the `hotplug` workload detaches and re-attaches a container. */
+const HOTPLUG_EVERY = 97;
+
+export function runDeterministic(config: RunConfig, options: DeterministicOptions): DeterministicResult {
+  const topology = makeTopology(config.containers.length, config.vcpus);
+  const shared = allocateSharedState(config);
+  const n = 2 + config.containers.length + config.vcpus;
+  const roles: ActorRole[] = [];
+  const actors: ActorLogic[] = [];
+  const names: string[] = [];
+  const setup = (index: number): ActorSetup => ({ config, topology, shared, index });
+  const kvm = new KvmExitHandler(setup(0), new SyncAdmission(config.inFlight));
+  actors[topology.kvm] = kvm;
+  actors[topology.rba] = new RamBlockAttributesOwner(setup(0));
+  const containers = topology.containers.map((actor, i) => {
+    const c = new VfioContainerActor(setup(i));
+    actors[actor] = c;
+    return c;
+  });
+  const vcpus = topology.vcpus.map((actor, i) => {
+    const v = new Vcpu(setup(i));
+    actors[actor] = v;
+    return v;
+  });
+  for (let a = 0; a < n; a++) {
+    roles[a] = actors[a]!.role;
+    const index = roles[a] === 'vcpu' ? topology.vcpus.indexOf(a) : roles[a] === 'vfio-container' ? topology.containers.indexOf(a) : 0;
+    names[a] = actorName(roles[a]!, index);
+  }
+
+  // Channels, and the non-empty ones in canonical (from, to) order.
+  const channels: Channel[] = [];
+  for (let from = 0; from < n; from++) for (let to = 0; to < n; to++) channels.push(new Channel(from, to));
+  const ready: Channel[] = [];
+  const markReady = (channel: Channel): void => {
+    const key = channel.from * n + channel.to;
+    let i = ready.length;
+    while (i > 0 && ready[i - 1]!.from * n + ready[i - 1]!.to > key) i--;
+    ready.splice(i, 0, channel);
+  };
+
+  let step = 0;
+  const contexts: ActorContext[] = [];
+  for (let a = 0; a < n; a++) {
+    const prng = new Prng(config.seed * 1000 + a);
+    contexts[a] = {
+      self: a,
+      send(to: number, message: Message): void {
+        const channel = channels[a * n + to]!;
+        if (channel.empty) markReady(channel);
+        channel.push(message);
+      },
+      now: () => step,
+      random: () => prng.next(),
+      trace: () => undefined,
+    };
+  }
+
+  const hasher = new TraceHasher();
+  const trace: Delivery[] = [];
+  const deviations = new Map<number, number>();
+  let violationStep = -1;
+  const violationCount = (): number => {
+    let total = 0;
+    for (const actor of actors) total += actor.violationCount();
+    return total;
+  };
+
+  /** Deliver until nothing is pending, a violation (when asked) or the step limit. */
+  const drain = (): DeterministicOutcome | undefined => {
+    while (ready.length > 0) {
+      if (step >= options.maxSteps) return 'step-limit';
+      const count = ready.length;
+      const choice = options.strategy.choose(ready as readonly Candidate[], step);
+      const channel = ready[choice]!;
+      const message = channel.shift();
+      if (channel.empty) ready.splice(choice, 1);
+      if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
+      hasher.add(channel.to, message);
+      if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, choice, candidates: count });
+      step++;
+      actors[channel.to]!.receive(message, contexts[channel.to]!);
+      if (violationStep < 0 && violationCount() > 0) {
+        violationStep = step - 1;
+        if (options.stopAtViolation) return 'violation';
+      }
+      if (config.workload === 'hotplug' && step % HOTPLUG_EVERY === 0 && !vcpus.every((v) => v.done)) {
+        const which = (step / HOTPLUG_EVERY) % containers.length;
+        const c = containers[which]!;
+        // One hot-plug at a time per container, as the host thread does it.
+        if (c.registering) continue;
+        void c.detach(contexts[topology.containers[which]!]!).then(() => undefined);
+        void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[which]!]!);
+      }
+    }
+    return undefined;
+  };
+
+  const finish = (outcome: DeterministicOutcome): DeterministicResult => {
+    const violations = actors.flatMap((a) => a.violations());
+    return {
+      outcome,
+      steps: step,
+      traceHash: hasher.digest(),
+      violations,
+      violationStep,
+      trace,
+      deviations,
+      conversions: kvm.stats()['conversions'] ?? 0,
+      actors: names.map((id, a) => ({ role: roles[a]!, id })),
+      vmStopped: kvm.stopReason !== undefined,
+    };
+  };
+
+  // Start-up: the KVM listener (priority order), then each container's registration.
+  kvm.receive({ type: 'start', from: topology.kvm, tag: 0 }, contexts[topology.kvm]!);
+  containers.forEach((c, i) => {
+    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!);
+  });
+  let stopped = drain();
+  if (stopped !== undefined) return finish(stopped);
+  vcpus.forEach((v, i) => v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!));
+  stopped = drain();
+  if (stopped !== undefined) return finish(stopped);
+  if (!vcpus.every((v) => v.done)) return finish('deadlock');
+  // Final quiescent check.
+  kvm.quiescentCheck(contexts[topology.kvm]!, () => undefined);
+  stopped = drain();
+  if (stopped !== undefined) return finish(stopped);
+  return finish(violationCount() > 0 ? 'violation' : 'completed');
+}
