@@ -8,8 +8,8 @@ import type { RollbackPolicy } from '../core/ram-block-attributes.js';
 import type { VfioBackend } from '../core/vfio/container.js';
 import type { Topology } from './actor.js';
 
-export type WorkloadName = 'storm' | 'selftest' | 'hotplug';
-export const WORKLOADS: readonly WorkloadName[] = ['storm', 'selftest', 'hotplug'];
+export type WorkloadName = 'storm' | 'selftest' | 'hotplug' | 'overlap' | 'swiotlb';
+export const WORKLOADS: readonly WorkloadName[] = ['storm', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
 
 export interface ContainerSpec {
   readonly backend: VfioBackend;
@@ -37,6 +37,26 @@ export interface RunConfig {
   readonly maxMemslots: number;
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';
+  readonly variant?: ProtocolVariant;
+}
+
+/**
+ * Alternative code paths a developer could plausibly write, or that QEMU
+ * had at some point (the bug zoo), plus fault injection. The default run
+ * uses none of them. Each is a real difference in what the actors do;
+ * none of them reports anything by itself.
+ */
+export interface ProtocolVariant {
+  /** VFIO maps at this granularity instead of the manager's 4 KiB (coarse mappings). */
+  readonly vfioGranularity?: number;
+  /** RamBlockAttributes tells listeners before it writes the bitmap. */
+  readonly notifyBeforeBitmap?: boolean;
+  /** Priority listeners walked in the opposite directions (reverse to shared, forward to private). */
+  readonly invertPriorityWalk?: boolean;
+  /** Fault injection: container `container` fails every map after its first `afterMaps` with -errno. */
+  readonly failMaps?: { readonly container: number; readonly afterMaps: number; readonly errno: number };
+  /** Older QEMU only warned when the VFIO mapping estimate exceeded the limit. */
+  readonly dmaLimitWarnOnly?: boolean;
 }
 
 /** Everything shared between threads. */

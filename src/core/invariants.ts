@@ -193,6 +193,30 @@ export function checkMapAfterConvertShared(view: StateView, container: string, i
 }
 
 /**
+ * No mapped-but-private block (spec 9, "notifying listeners before updating
+ * the bitmap"): a map is only ever made for blocks the RamBlockAttributes
+ * bitmap already holds shared, because the bitmap is written before
+ * listeners hear of a change and a registration replays only shared runs.
+ * Checked at each map attempt. (With conversions interleaving, `--in-flight`
+ * above 1, a concurrent opposite conversion can also trip it: that is the
+ * overlapping-conversion race.)
+ */
+export function checkMapOfSharedBlock(view: StateView, container: string, iova: number, size: number,
+  hostOffset: number, found: Violation[]): void {
+  const { blockSize, regionSize } = view;
+  if (hostOffset + size > regionSize) return;
+  const first = Math.floor(hostOffset / blockSize);
+  const count = Math.ceil((hostOffset + size) / blockSize) - first;
+  if (!view.bitmap.isRangeSet(first, count)) {
+    found.push({
+      invariant: 'stale-mapping',
+      message: `${container} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) while the bitmap holds it private`,
+      container, iova, size, offset: hostOffset,
+    });
+  }
+}
+
+/**
  * In-place order (6), to private: at CONVERT_PRIVATE no page of the range
  * is pinned, i.e. every mapping of it is gone. (Pins only come from
  * mappings.) Returns true when the order was violated.

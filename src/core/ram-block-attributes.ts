@@ -41,6 +41,10 @@ export interface RamBlockAttributesOptions {
    * walk order for both directions.
    */
   readonly priorities: boolean;
+  /** Bug-zoo variant: notify listeners before writing the bitmap. */
+  readonly notifyBeforeBitmap?: boolean;
+  /** Bug-zoo variant: with priorities, walk reverse to populate and forward to discard. */
+  readonly invertPriorityWalk?: boolean;
   /** An existing shared bitmap to adopt (another thread's view); else a new one. */
   readonly bitmap?: SharedBitmap;
   readonly bus?: EventBus;
@@ -102,6 +106,8 @@ export class RamBlockAttributes implements RamDiscardManager {
   readonly bitmap: SharedBitmap;
   readonly rollback: RollbackPolicy;
   readonly priorities: boolean;
+  readonly #notifyBeforeBitmap: boolean;
+  readonly #invertWalk: boolean;
   readonly #bus: EventBus | undefined;
   /** `rdl_list` in notification (populate-walk) order. */
   #registrations: Registration[] = [];
@@ -117,6 +123,8 @@ export class RamBlockAttributes implements RamDiscardManager {
     }
     this.rollback = options.rollback;
     this.priorities = options.priorities;
+    this.#notifyBeforeBitmap = options.notifyBeforeBitmap ?? false;
+    this.#invertWalk = options.priorities && (options.invertPriorityWalk ?? false);
     this.#bus = options.bus;
   }
 
@@ -254,16 +262,19 @@ export class RamBlockAttributes implements RamDiscardManager {
     const nbits = size / this.blockSize;
     const bitmap = this.bitmap;
     if (bitmap.isRangeClear(firstBit, nbits)) return 0; // already private
+    const late = this.#notifyBeforeBitmap;
     if (bitmap.isRangeSet(firstBit, nbits)) {
-      bitmap.clearRange(firstBit, nbits);
+      if (!late) bitmap.clearRange(firstBit, nbits);
       yield* this.#notifyDiscard(offset, size, false);
+      if (late) bitmap.clearRange(firstBit, nbits);
       return 0;
     }
     // Unexpected mixture: one block at a time, ascending.
     const end = firstBit + nbits;
     for (let bit = bitmap.findNextBit(firstBit, end); bit < end; bit = bitmap.findNextBit(bit + 1, end)) {
-      bitmap.clear(bit);
+      if (!late) bitmap.clear(bit);
       yield* this.#notifyDiscard(bit * this.blockSize, this.blockSize, false);
+      if (late) bitmap.clear(bit);
     }
     return 0;
   }
@@ -273,9 +284,11 @@ export class RamBlockAttributes implements RamDiscardManager {
     const nbits = size / this.blockSize;
     const bitmap = this.bitmap;
     if (bitmap.isRangeSet(firstBit, nbits)) return 0; // already shared
+    const late = this.#notifyBeforeBitmap;
     if (bitmap.isRangeClear(firstBit, nbits)) {
-      bitmap.setRange(firstBit, nbits);
+      if (!late) bitmap.setRange(firstBit, nbits);
       const ret = yield* this.#notifyPopulate(offset, size);
+      if (late && (ret === 0 || this.rollback === 'none')) bitmap.setRange(firstBit, nbits);
       if (ret !== 0 && this.rollback !== 'none') bitmap.clearRange(firstBit, nbits);
       return ret;
     }
@@ -283,8 +296,9 @@ export class RamBlockAttributes implements RamDiscardManager {
     const end = firstBit + nbits;
     const changed: number[] = []; // blocks this call populated, for `full` rollback
     for (let bit = bitmap.findNextZeroBit(firstBit, end); bit < end; bit = bitmap.findNextZeroBit(bit + 1, end)) {
-      bitmap.set(bit);
+      if (!late) bitmap.set(bit);
       const ret = yield* this.#notifyPopulate(bit * this.blockSize, this.blockSize);
+      if (late && (ret === 0 || this.rollback === 'none')) bitmap.set(bit);
       if (ret === 0) {
         if (this.rollback === 'full') changed.push(bit);
         continue;
@@ -318,7 +332,8 @@ export class RamBlockAttributes implements RamDiscardManager {
   *#notifyPopulate(offset: number, size: number): ListenerCalls {
     this.#bus?.emit({ kind: 'populateStep', offset, size });
     const notified: Registration[] = [];
-    for (const registration of this.#registrations) {
+    const walk = this.#invertWalk ? [...this.#registrations].reverse() : this.#registrations;
+    for (const registration of walk) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section === undefined) continue;
       const ret = yield* this.#populateCall(registration.listener, section);
@@ -343,7 +358,7 @@ export class RamBlockAttributes implements RamDiscardManager {
    */
   *#notifyDiscard(offset: number, size: number, rollback: boolean): ListenerCalls {
     const registrations = this.#registrations;
-    const reverse = this.priorities;
+    const reverse = this.priorities !== this.#invertWalk;
     for (let i = 0; i < registrations.length; i++) {
       const registration = registrations[reverse ? registrations.length - 1 - i : i]!;
       const section = sectionIntersectRange(registration.section, offset, size);

@@ -85,6 +85,8 @@ export class RamBlockAttributesOwner implements ActorLogic {
       priorities: config.mode === 'inplace' && config.order === 'priority',
       bitmap: views.bitmap,
       bus: this.#bus,
+      notifyBeforeBitmap: config.variant?.notifyBeforeBitmap ?? false,
+      invertPriorityWalk: config.variant?.invertPriorityWalk ?? false,
     });
     // Rollback exactness assumes one state change at a time on this bus.
     this.#serialize = config.registrationOrder === 'serialized';

@@ -26,6 +26,10 @@ export function workload(name: WorkloadName, ctx: WorkloadContext): Workload {
       return storm(ctx);
     case 'selftest':
       return selftest(ctx);
+    case 'overlap':
+      return overlap(ctx);
+    case 'swiotlb':
+      return swiotlb(ctx);
     default: {
       const unreachable: never = name;
       throw new Error(`unknown workload ${String(unreachable)}`);
@@ -150,5 +154,44 @@ export function* selftest(ctx: WorkloadContext): Workload {
       if (conversions >= ctx.budget) return;
     }
     round++;
+  }
+}
+
+/**
+ * Every vCPU converts the same 2 MiB window (plus a page either side, at
+ * staggered offsets) back and forth, odd vCPUs starting the other way: the
+ * opposite conversions of overlapping ranges that QEMU's unlocked
+ * conversion path lets interleave.
+ */
+export function* overlap(ctx: WorkloadContext): Workload {
+  const window = ctx.gpaBase + CHUNK;
+  let toPrivate = ctx.vcpu % 2 === 1;
+  let conversions = 0;
+  while (conversions < ctx.budget) {
+    const gpa = window + (ctx.vcpu % 3) * PAGE;
+    const result = yield { kind: 'mapGpa', gpa, size: CHUNK, toPrivate };
+    conversions += result.exits;
+    if (result.ret !== 0) return;
+    toPrivate = !toPrivate;
+  }
+}
+
+/**
+ * A bounce-buffer pool (swiotlb) the size of half the guest, split among
+ * the vCPUs, converted to shared at boot, then used for DMA: with 4 KiB
+ * mappings this is the entry count a type1 container must hold.
+ */
+export function* swiotlb(ctx: WorkloadContext): Workload {
+  const pool = Math.floor(ctx.guestMem / 2 / ctx.vcpus / CHUNK) * CHUNK;
+  const base = ctx.gpaBase + ctx.vcpu * pool;
+  let conversions = 0;
+  for (let at = base; at < base + pool && conversions < ctx.budget; at += CHUNK) {
+    const result = yield { kind: 'mapGpa', gpa: at, size: CHUNK, toPrivate: false };
+    conversions += result.exits;
+    if (result.ret !== 0) return;
+  }
+  for (let i = 0; i < 4; i++) {
+    const gpa = base + randomInt(ctx, pool / PAGE) * PAGE;
+    yield { kind: 'dma', container: randomInt(ctx, ctx.containers), gpa, size: PAGE, pattern: 0x5a };
   }
 }

@@ -6,7 +6,7 @@
  */
 import { EventBus } from '../../core/events.js';
 import {
-  accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkPartialUnmaps, checkSectionAgreement,
+  accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkMapOfSharedBlock, checkPartialUnmaps, checkSectionAgreement,
   checkStaleMappings, type Violation,
 } from '../../core/invariants.js';
 import type { MemoryRegionSection } from '../../core/memory-region-section.js';
@@ -33,6 +33,9 @@ export class VfioContainerActor implements ActorLogic {
   readonly #listeners: VfioRamDiscardListener[] = [];
   readonly #pending = new PendingReplies<(ret: number) => void>();
   #partialSeen = 0;
+  /** The VFIO listener's granularity: the manager's block size, unless a variant says coarser. */
+  readonly #granularity: number;
+  #mapsLeftBeforeFailure = Infinity;
   readonly #counters = { notifyPopulate: 0, notifyDiscard: 0, dmaAccesses: 0, dmaOk: 0, dmaFault: 0, dmaToPrivate: 0, dmaToStale: 0, checks: 0 };
 
   constructor(setup: ActorSetup) {
@@ -44,11 +47,18 @@ export class VfioContainerActor implements ActorLogic {
     this.container = spec.backend === 'type1'
       ? new Type1Container(id, this.#views.memory, spec.dmaEntryLimit, this.#bus)
       : new IommufdContainer(id, this.#views.memory, this.#bus);
-    // In-place order (6), to shared: checked at every map attempt against guest_memfd's shared state.
+    this.#granularity = setup.config.variant?.vfioGranularity ?? setup.config.blockSize;
+    const failMaps = setup.config.variant?.failMaps;
+    if (failMaps !== undefined && failMaps.container === setup.index) this.#mapsLeftBeforeFailure = failMaps.afterMaps;
+    // Checked at every map attempt: in-place order (6, to shared) against guest_memfd's state, and
+    // that the block is shared in the bitmap the map is for (a mapped-but-private block, spec 9).
     this.#bus.subscribe((event) => {
-      if (event.kind === 'dmaMapAttempt') {
-        checkMapAfterConvertShared(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
-      }
+      // Whole-mapping unmaps (5): checked right after each unmap, from the cuts the container recorded.
+      if (event.kind === 'dmaUnmap') this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);
+      if (event.kind !== 'dmaMapAttempt') return;
+      checkMapAfterConvertShared(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
+      checkMapOfSharedBlock(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
+      if (failMaps !== undefined && this.#mapsLeftBeforeFailure-- === 0) this.container.failNextMaps(Infinity, failMaps.errno);
     });
   }
 
@@ -59,7 +69,7 @@ export class VfioContainerActor implements ActorLogic {
    */
   attach(section: { offset: number; size: number; iova: number }, ctx: ActorContext): Promise<number> {
     const mrs: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: section.offset, size: section.size, offsetWithinAddressSpace: section.iova, readonly: false };
-    const listener = new VfioRamDiscardListener(this.container, mrs, this.#config.blockSize);
+    const listener = new VfioRamDiscardListener(this.container, mrs, this.#granularity);
     return new Promise<number>((resolve) => {
       const tag = this.#pending.add((ret) => {
         this.#listeners.unshift(listener);
@@ -67,7 +77,8 @@ export class VfioContainerActor implements ActorLogic {
           resolve(ret);
           return;
         }
-        resolve(vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots) ? -28 : 0);
+        const exceeded = vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
+        resolve(exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -28 : 0);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
     });
@@ -94,7 +105,7 @@ export class VfioContainerActor implements ActorLogic {
       case 'notifyDiscard': {
         const section: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
         // The VFIO listener only needs the (intersected) section and the granularity.
-        const listener = new VfioRamDiscardListener(this.container, section, this.#config.blockSize);
+        const listener = new VfioRamDiscardListener(this.container, section, this.#granularity);
         let ret = 0;
         if (message.type === 'notifyPopulate') {
           this.#counters.notifyPopulate++;

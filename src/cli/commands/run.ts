@@ -68,7 +68,9 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
   if (workload === 'selftest' && vcpus * (2 * 1024 * 1024 + 4096) > guestMem) {
     throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
   }
-  if (workload === 'storm' && guestMem < 64 * 1024 * 1024) throw new UsageError('--guest-mem: storm needs at least 64M');
+  if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * 1024 * 1024) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
+  if (workload === 'overlap' && guestMem < 8 * 1024 * 1024) throw new UsageError('--guest-mem: overlap needs at least 8M');
+  if (workload === 'swiotlb' && guestMem < vcpus * 4 * 1024 * 1024) throw new UsageError(`--guest-mem: swiotlb needs at least 4M per vCPU`);
   const config: RunConfig = {
     vcpus,
     containers,
