@@ -38,6 +38,15 @@ export interface RunConfig {
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';
   readonly variant?: ProtocolVariant;
+  /**
+   * Shrinking: per vCPU, indices of workload actions to skip (the action is
+   * drawn, so later random choices stay the same, but not performed).
+   */
+  readonly skipActions?: ReadonlyArray<readonly number[]>;
+  /** Deterministic `hotplug` workload: deliveries between hot-plug cycles (default 97). */
+  readonly hotplugEvery?: number;
+  /** Shrinking: per vCPU, the number of workload actions after which it stops. */
+  readonly actionLimit?: readonly number[];
 }
 
 /**

@@ -31,17 +31,17 @@ export const MUTANTS: readonly Mutant[] = [
     name: 'register-race',
     description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change',
     expected: ['disagreement', 'stale-mapping'],
-    apply: (c) => ({ ...c, workload: 'hotplug', registrationOrder: 'racy' }),
+    apply: (c) => ({ ...c, workload: 'hotplug', registrationOrder: 'racy', hotplugEvery: 23 }),
   },
   {
     name: 'no-rollback-two-containers',
-    description: 'rollback none (merged QEMU) with a map failure injected in the second of two containers: the first keeps its mappings, the second self-discards, the bit stays set',
+    description: 'rollback none (merged QEMU) with a map failure injected in the second of two containers (in notification order, newest first): the first keeps its mappings, the second self-discards, the bit stays set',
     expected: ['disagreement'],
     apply: (c) => ({
       ...c,
       rollback: 'none',
       containers: [{ backend: 'iommufd', dmaEntryLimit: 0 }, { backend: 'iommufd', dmaEntryLimit: 0 }],
-      variant: { ...c.variant, failMaps: { container: 1, afterMaps: 64, errno: ENOSPC } },
+      variant: { ...c.variant, failMaps: { container: 0, afterMaps: 0, errno: ENOSPC } },
     }),
   },
   {

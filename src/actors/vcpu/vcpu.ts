@@ -31,14 +31,18 @@ export class Vcpu implements ActorLogic {
   #blocked: Blocked | undefined;
   #done = false;
   #tag = 0;
+  /** Index of the next workload action, and the ones to skip (shrinking). */
+  #action = 0;
+  readonly #skip: ReadonlySet<number>;
   readonly #found: Violation[] = [];
-  readonly #counters = { exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
+  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
 
   constructor(setup: ActorSetup) {
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
     this.#index = setup.index;
+    this.#skip = new Set(setup.config.skipActions?.[setup.index] ?? []);
   }
 
   get done(): boolean {
@@ -77,8 +81,9 @@ export class Vcpu implements ActorLogic {
   /** Run the workload until it blocks on an exit or a DMA, or ends. */
   #resume(result: ActionResult, ctx: ActorContext, first = false): void {
     const workload = this.#workload!;
+    const limit = this.#config.actionLimit?.[this.#index] ?? Infinity;
     let next = first ? workload.next() : workload.next(result);
-    while (!next.done) {
+    while (!next.done && this.#action < limit) {
       const immediate = this.#perform(next.value, ctx);
       if (immediate === undefined) return; // blocked until a reply
       next = workload.next(immediate);
@@ -88,6 +93,9 @@ export class Vcpu implements ActorLogic {
 
   /** Do an action; returns its result, or undefined when the vCPU is now blocked. */
   #perform(action: GuestAction, ctx: ActorContext): ActionResult | undefined {
+    const index = this.#action++;
+    this.#counters.actions = this.#action;
+    if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
         const chunks = mapGpaChunks(action.gpa, action.size);

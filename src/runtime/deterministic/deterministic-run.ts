@@ -49,6 +49,8 @@ export interface DeterministicResult {
   readonly conversions: number;
   readonly actors: Array<{ role: ActorRole; id: string }>;
   readonly vmStopped: boolean;
+  /** Each actor's counters at the end, by actor index. */
+  readonly stats: Array<Record<string, number>>;
 }
 
 /** A FIFO channel from one actor to another. */
@@ -123,6 +125,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   };
 
   let step = 0;
+  const hotplugEvery = config.hotplugEvery ?? HOTPLUG_EVERY;
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
     const prng = new Prng(config.seed * 1000 + a);
@@ -167,8 +170,8 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         violationStep = step - 1;
         if (options.stopAtViolation) return 'violation';
       }
-      if (config.workload === 'hotplug' && step % HOTPLUG_EVERY === 0 && !vcpus.every((v) => v.done)) {
-        const which = (step / HOTPLUG_EVERY) % containers.length;
+      if (config.workload === 'hotplug' && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
+        const which = Math.floor(step / hotplugEvery) % containers.length;
         const c = containers[which]!;
         // One hot-plug at a time per container, as the host thread does it.
         if (c.registering) continue;
@@ -192,6 +195,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       conversions: kvm.stats()['conversions'] ?? 0,
       actors: names.map((id, a) => ({ role: roles[a]!, id })),
       vmStopped: kvm.stopReason !== undefined,
+      stats: actors.map((a) => a.stats()),
     };
   };
 

@@ -1,0 +1,109 @@
+/**
+ * One explorable case: a run configuration and a schedule (a seeded
+ * strategy, or explicit deviations from the default order). A case
+ * serialises to a replay token that reproduces the run exactly.
+ */
+import type { RunConfig, WorkloadName } from '../actors/run-config.js';
+import type { BackingMode } from '../core/guest-memory.js';
+import type { InplaceOrder } from '../core/kvm-convert-memory.js';
+import { MiB } from '../core/units.js';
+import { runDeterministic, type DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
+import { DeviationStrategy, PctStrategy, RandomStrategy, type Strategy, type StrategyName } from '../runtime/deterministic/strategy.js';
+import { findMutant } from './mutants.js';
+
+export interface ExploreCase {
+  readonly config: RunConfig;
+  /** `replay` follows `deviations` (steps where the schedule left the default first-candidate order). */
+  readonly strategy: StrategyName | 'replay';
+  readonly depth: number;
+  /** PCT's k: the expected number of steps, where change points are drawn. */
+  readonly expectedSteps: number;
+  /** Seed of the scheduler (the workloads use `config.seed`). */
+  readonly scheduleSeed: number;
+  readonly deviations?: ReadonlyArray<readonly [number, number]>;
+  /** The bug-zoo entry this case runs, for reports. */
+  readonly mutant?: string;
+}
+
+/** Steps before a case is declared livelocked. */
+export const MAX_STEPS = 2_000_000;
+
+/** The small machine exploration runs on: cheap iterations, still two of everything. */
+export function exploreConfig(options: {
+  workload: WorkloadName; seed: number; mode?: BackingMode; order?: InplaceOrder; mutant?: string; conversions?: number;
+}): RunConfig {
+  const guestMem = 64 * MiB;
+  const base: RunConfig = {
+    vcpus: 2,
+    containers: [{ backend: 'type1', dmaEntryLimit: guestMem / 4096 + 1024 }, { backend: 'iommufd', dmaEntryLimit: 0 }],
+    guestMem,
+    blockSize: 4096,
+    gpaBase: 0,
+    mode: options.mode ?? 'legacy',
+    order: options.order ?? 'explicit',
+    rollback: 'none',
+    inFlight: 1,
+    conversions: options.conversions ?? 40,
+    seed: options.seed,
+    workload: options.workload,
+    checkEvery: 1_000_000,
+    maxMemslots: 512,
+    registrationOrder: 'serialized',
+  };
+  if (options.mutant === undefined) return base;
+  const mutant = findMutant(options.mutant);
+  if (mutant === undefined) throw new RangeError(`unknown mutant ${options.mutant}`);
+  return mutant.apply(base);
+}
+
+export function actorCount(config: RunConfig): number {
+  return 2 + config.containers.length + config.vcpus;
+}
+
+function strategyOf(c: ExploreCase): Strategy {
+  switch (c.strategy) {
+    case 'random': return new RandomStrategy(c.scheduleSeed);
+    case 'pct': return new PctStrategy(c.scheduleSeed, actorCount(c.config), c.depth, c.expectedSteps);
+    case 'replay': return new DeviationStrategy(new Map(c.deviations ?? []));
+    default: {
+      const unreachable: never = c.strategy;
+      throw new Error(`unknown strategy ${String(unreachable)}`);
+    }
+  }
+}
+
+/** Run a case once, deterministically. */
+export function runCase(c: ExploreCase, options: { recordTrace?: boolean; recordChoices?: boolean; stopAtViolation?: boolean } = {}): DeterministicResult {
+  return runDeterministic(c.config, {
+    strategy: strategyOf(c),
+    maxSteps: MAX_STEPS,
+    recordTrace: options.recordTrace ?? false,
+    recordChoices: options.recordChoices ?? false,
+    stopAtViolation: options.stopAtViolation ?? true,
+  });
+}
+
+const TOKEN_PREFIX = 'convsim1.';
+
+/** A pasteable replay token: the case as base64url JSON. */
+export function encodeToken(c: ExploreCase): string {
+  return TOKEN_PREFIX + Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+/** Parse a token; throws RangeError with a one-line reason on anything else. */
+export function decodeToken(token: string): ExploreCase {
+  const text = token.trim();
+  if (!text.startsWith(TOKEN_PREFIX)) throw new RangeError(`not a convsim replay token (expected it to start with ${TOKEN_PREFIX})`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text.slice(TOKEN_PREFIX.length), 'base64url').toString('utf8'));
+  } catch {
+    throw new RangeError('replay token is damaged (not base64url JSON)');
+  }
+  const c = parsed as Partial<ExploreCase>;
+  if (typeof c !== 'object' || c === null || typeof c.config !== 'object' || typeof c.strategy !== 'string' ||
+    typeof c.scheduleSeed !== 'number' || typeof c.depth !== 'number' || typeof c.expectedSteps !== 'number') {
+    throw new RangeError('replay token is damaged (fields missing)');
+  }
+  return c as ExploreCase;
+}

@@ -1,0 +1,117 @@
+/**
+ * Automatic shrinking of a failing case: fewer workload conversions, fewer
+ * vCPUs and containers, fewer and smaller deviations from the default
+ * schedule, while the same invariant still fails first.
+ */
+import type { InvariantName } from '../core/invariants.js';
+import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
+import { runCase, type ExploreCase } from './explore-case.js';
+
+export interface ShrinkResult {
+  readonly original: ExploreCase;
+  readonly shrunk: ExploreCase;
+  /** The shrunk case's run, with its trace recorded. */
+  readonly result: DeterministicResult;
+  readonly invariant: InvariantName;
+  readonly attempts: number;
+}
+
+/** Upper bound on re-runs, so shrinking a pathological case still ends. */
+const MAX_ATTEMPTS = 1500;
+
+export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
+  const first = runCase(failing, { recordChoices: true });
+  const invariant = first.violations[0]?.invariant;
+  if (invariant === undefined) throw new RangeError('the case does not fail: nothing to shrink');
+  let attempts = 0;
+  const fails = (c: ExploreCase): boolean => {
+    attempts++;
+    return runCase(c).violations[0]?.invariant === invariant;
+  };
+  // The schedule as deviations from the default order: replays the same run.
+  let best: ExploreCase = {
+    ...failing,
+    strategy: 'replay',
+    deviations: [...first.deviations.entries()],
+  };
+
+  const tryCase = (candidate: ExploreCase): boolean => {
+    if (attempts >= maxAttempts || !fails(candidate)) return false;
+    best = candidate;
+    return true;
+  };
+
+  // 1. Fewer conversions: halve while it fails, then step down.
+  for (let target = Math.floor(best.config.conversions / 2); target >= 1 && attempts < maxAttempts; target = Math.floor(target / 2)) {
+    if (!tryCase({ ...best, config: { ...best.config, conversions: target } })) break;
+  }
+  for (let target = best.config.conversions - 1; target >= 1 && attempts < maxAttempts; target--) {
+    if (!tryCase({ ...best, config: { ...best.config, conversions: target } })) break;
+  }
+  // 1b. Hot-plug sooner (fewer deliveries before the device comes and goes).
+  if (best.config.workload === 'hotplug') {
+    for (let every = (best.config.hotplugEvery ?? 97) - 1; every >= 1 && attempts < maxAttempts; every--) {
+      tryCase({ ...best, config: { ...best.config, hotplugEvery: every } });
+    }
+  }
+  // 2. Fewer vCPUs and containers.
+  while (best.config.vcpus > 1 && tryCase({ ...best, config: { ...best.config, vcpus: best.config.vcpus - 1 } }));
+  while (best.config.containers.length > 1 &&
+    tryCase({ ...best, config: { ...best.config, containers: best.config.containers.slice(0, -1) } }));
+  // 3. Fewer workload operations: stop each vCPU early, then skip its actions, ddmin-style.
+  const firstRun = runCase(best);
+  const vcpuStats = firstRun.actors.map((a, i) => (a.role === 'vcpu' ? firstRun.stats[i]!['actions'] ?? 0 : -1)).filter((n) => n >= 0);
+  // The run stops at the violation, so capping each vCPU at what it performed changes nothing,
+  // and keeps later skipping from letting the workload run on past its old end.
+  best = { ...best, config: { ...best.config, actionLimit: vcpuStats } };
+  vcpuStats.forEach((performed, vcpu) => {
+    // The last actions first: stop the vCPU as early as still fails.
+    const limits = (limit: number): number[] => {
+      const all = [...(best.config.actionLimit ?? vcpuStats)];
+      all[vcpu] = limit;
+      return all;
+    };
+    let limit = performed;
+    for (let lo = 0, hi = performed; lo < hi && attempts < maxAttempts;) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (tryCase({ ...best, config: { ...best.config, actionLimit: limits(mid) } })) {
+        hi = mid;
+        limit = mid;
+      } else lo = mid + 1;
+    }
+    performed = limit;
+    let kept = Array.from({ length: performed }, (_, i) => i);
+    const skipping = (keep: readonly number[]): number[][] => {
+      const all = best.config.skipActions?.map((s) => [...s]) ?? [];
+      while (all.length < best.config.vcpus) all.push([]);
+      const keepSet = new Set(keep);
+      all[vcpu] = Array.from({ length: performed }, (_, i) => i).filter((i) => !keepSet.has(i));
+      return all;
+    };
+    for (let chunk = Math.max(1, Math.floor(kept.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
+      for (let at = 0; at < kept.length && attempts < maxAttempts;) {
+        const without = [...kept.slice(0, at), ...kept.slice(at + chunk)];
+        if (tryCase({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;
+        else at += chunk;
+      }
+    }
+  });
+  // 4. Fewer deviations (ddmin-style: drop chunks, halving the chunk size).
+  let deviations = [...(best.deviations ?? [])];
+  for (let chunk = Math.max(1, Math.floor(deviations.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
+    for (let at = 0; at < deviations.length && attempts < maxAttempts;) {
+      const without = [...deviations.slice(0, at), ...deviations.slice(at + chunk)];
+      if (tryCase({ ...best, deviations: without })) deviations = without;
+      else at += chunk;
+    }
+  }
+  // 5. Shorter deviations: the nearest alternative to the default.
+  for (let i = 0; i < deviations.length && attempts < maxAttempts; i++) {
+    const [step, choice] = deviations[i]!;
+    if (choice <= 1) continue;
+    const lowered = deviations.map((d, j): [number, number] => (j === i ? [step, 1] : [d[0], d[1]]));
+    if (tryCase({ ...best, deviations: lowered })) deviations = lowered;
+  }
+  const result = runCase(best, { recordTrace: true });
+  return { original: failing, shrunk: best, result, invariant, attempts };
+}

@@ -1,0 +1,105 @@
+/**
+ * A failing trace as a numbered story a QEMU developer can read: who did
+ * what, in what order, and which QEMU or kernel function it stands for.
+ * Runs of identical steps (a 2 MiB populate repeated 128 times) collapse
+ * into one line with a count.
+ */
+import type { Message } from '../actors/protocol.js';
+import { EXIT_MAP_GPA, DMA_OUTCOMES } from '../actors/protocol.js';
+import type { Violation } from '../core/invariants.js';
+import { formatSize } from '../core/units.js';
+import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** What a delivery means, and the function it stands for. */
+function describe(message: Message, to: string): { text: string; fn: string } {
+  switch (message.type) {
+    case 'exit':
+      return {
+        text: `${message.reason === EXIT_MAP_GPA ? 'MapGPA hypercall' : 'memory fault'}: convert ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
+        fn: 'kvm_convert_memory',
+      };
+    case 'exitDone':
+      return { text: `conversion done (ret ${message.ret}), vCPU resumes`, fn: 'kvm_cpu_exec' };
+    case 'stateChange':
+      return { text: `state change ${hex(message.offset)}+${formatSize(message.size)} to ${message.toDiscard ? 'private (discard)' : 'shared (populate)'}`, fn: 'ram_block_attributes_state_change' };
+    case 'stateChangeDone':
+      return { text: `state change returns ${message.ret}`, fn: 'ram_block_attributes_state_change' };
+    case 'notifyPopulate':
+      return to === 'kvm'
+        ? { text: `populate ${hex(message.offset)}+${formatSize(message.size)}: KVM attribute + CONVERT_SHARED`, fn: 'CVMPrivateSharedListener (v4 priority 0)' }
+        : { text: `populate ${hex(message.offset)}+${formatSize(message.size)} at IOVA ${hex(message.iova)}: map`, fn: 'vfio_ram_discard_notify_populate' };
+    case 'notifyDiscard':
+      return to === 'kvm'
+        ? { text: `discard ${hex(message.offset)}+${formatSize(message.size)}: KVM attribute + CONVERT_PRIVATE`, fn: 'CVMPrivateSharedListener (v4 priority 0)' }
+        : { text: `discard ${hex(message.offset)}+${formatSize(message.size)} at IOVA ${hex(message.iova)}: unmap`, fn: 'vfio_ram_discard_notify_discard' };
+    case 'notifyDone':
+      return { text: `listener returns ${message.ret}`, fn: 'RamDiscardListener' };
+    case 'register':
+      return { text: `register listener for ${hex(message.offset)}+${formatSize(message.size)} at IOVA ${hex(message.iova)} (replays shared runs)`, fn: 'ram_block_attributes_rdm_register_listener' };
+    case 'unregister':
+      return { text: `unregister listener at IOVA ${hex(message.iova)} (one discard of the section)`, fn: 'ram_block_attributes_rdm_unregister_listener' };
+    case 'registerDone':
+      return { text: `(un)registration returns ${message.ret}`, fn: 'vfio_ram_discard_register_listener' };
+    case 'dmaRequest':
+      return { text: `device DMA ${message.write ? 'write' : 'read'} ${hex(message.iova)}+${formatSize(message.size)}`, fn: 'device DMA through the IOMMU' };
+    case 'dmaDone':
+      return { text: `DMA outcome: ${DMA_OUTCOMES[message.outcome] ?? message.outcome}`, fn: 'device DMA through the IOMMU' };
+    case 'check':
+      return { text: 'quiescent point: check mappings against the bitmap', fn: 'invariant check' };
+    case 'checkDone':
+      return { text: `check found ${message.violations} violation(s)`, fn: 'invariant check' };
+    case 'start':
+      return { text: 'start', fn: 'vCPU start' };
+    default: {
+      const unreachable: never = message;
+      return { text: JSON.stringify(unreachable), fn: '?' };
+    }
+  }
+}
+
+interface Line {
+  readonly key: string;
+  readonly text: string;
+}
+
+/** The story of a recorded run, up to and including its first violation. */
+export function story(result: DeterministicResult): string[] {
+  const names = result.actors.map((a) => a.id);
+  const end = result.violationStep >= 0 ? result.violationStep : result.trace.length - 1;
+  const lines: Line[] = result.trace.slice(0, end + 1).map((d) => {
+    const from = names[d.from] ?? `actor${d.from}`;
+    const to = names[d.to] ?? `actor${d.to}`;
+    const { text, fn } = describe(d.message, to);
+    return { key: `${from}>${to}:${d.message.type}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
+  });
+  const out = collapse(lines);
+  const first: Violation | undefined = result.violations[0];
+  if (first !== undefined) out.push(`=> ${first.invariant}: ${first.message}`);
+  return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));
+}
+
+/** Collapse a block of k lines repeated 3+ times (same actors and message types) into one line. */
+function collapse(lines: readonly Line[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < lines.length) {
+    let best: { period: number; repeats: number } | undefined;
+    for (let period = 1; period <= 12 && i + 3 * period <= lines.length; period++) {
+      let repeats = 1;
+      while (i + (repeats + 1) * period <= lines.length &&
+        lines.slice(i + repeats * period, i + (repeats + 1) * period).every((l, j) => l.key === lines[i + j]!.key)) repeats++;
+      if (repeats >= 3 && (best === undefined || repeats * period > best.repeats * best.period)) best = { period, repeats };
+    }
+    if (best === undefined) {
+      out.push(lines[i]!.text);
+      i++;
+      continue;
+    }
+    const block = lines.slice(i, i + best.period).map((l) => l.text).join('; then ');
+    out.push(`${best.repeats} times (${best.repeats * best.period} deliveries, first shown): ${block}`);
+    i += best.repeats * best.period;
+  }
+  return out;
+}
