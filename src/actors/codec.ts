@@ -42,6 +42,11 @@ export function messageTypeOf(code: number): MessageType | undefined {
   return MESSAGE_TYPES[code];
 }
 
+/** Words `encodeMessage` writes for this type: 2 + its fields. */
+export function encodedWords(type: MessageType): number {
+  return 2 + FIELDS[type].length;
+}
+
 /** Write `message` into `slot[offset .. offset + 8)`. */
 export function encodeMessage(message: Message, slot: Float64Array, offset: number): void {
   const fields = FIELDS[message.type];

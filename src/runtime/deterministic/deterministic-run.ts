@@ -146,6 +146,8 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   const trace: Delivery[] = [];
   const deviations = new Map<number, number>();
   let violationStep = -1;
+  /** Violations each actor had found after its last delivery: only the receiver of a delivery runs, so only it can find one. */
+  const seen = new Array<number>(n).fill(0);
   const violationCount = (): number => {
     let total = 0;
     for (const actor of actors) total += actor.violationCount();
@@ -165,10 +167,15 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       hasher.add(channel.to, message);
       if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, choice, candidates: count });
       step++;
-      actors[channel.to]!.receive(message, contexts[channel.to]!);
-      if (violationStep < 0 && violationCount() > 0) {
-        violationStep = step - 1;
-        if (options.stopAtViolation) return 'violation';
+      const receiver = actors[channel.to]!;
+      receiver.receive(message, contexts[channel.to]!);
+      const found = receiver.violationCount();
+      if (found !== seen[channel.to]) {
+        seen[channel.to] = found;
+        if (violationStep < 0) {
+          violationStep = step - 1;
+          if (options.stopAtViolation) return 'violation';
+        }
       }
       if (config.workload === 'hotplug' && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
         const which = Math.floor(step / hotplugEvery) % containers.length;

@@ -1,5 +1,5 @@
 /** The record of a deterministic run: every delivery, and a hash of them all. */
-import { encodeMessage, MESSAGE_WORDS } from '../../actors/codec.js';
+import { encodedWords, encodeMessage, MESSAGE_WORDS } from '../../actors/codec.js';
 import type { Message } from '../../actors/protocol.js';
 
 export interface Delivery {
@@ -26,7 +26,8 @@ export class TraceHasher {
   add(to: number, message: Message): void {
     encodeMessage(message, this.#words, 0);
     this.#mix(to);
-    for (let i = 0; i < this.#bytes.length; i++) this.#mix(this.#bytes[i]!);
+    const halves = encodedWords(message.type) * 2;
+    for (let i = 0; i < halves; i++) this.#mix(this.#bytes[i]!);
   }
 
   #mix(value: number): void {
