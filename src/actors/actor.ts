@@ -4,6 +4,7 @@
  * real worker threads and under a deterministic in-process scheduler.
  */
 import type { Violation } from '../core/invariants.js';
+import type { PhaseHistograms } from './phase-profile.js';
 import type { Message } from './protocol.js';
 
 export type ActorRole = 'vcpu' | 'kvm-exit' | 'ram-block-attributes' | 'vfio-container';
@@ -31,6 +32,8 @@ export interface ActorLogic {
   violations(): Violation[];
   /** How many, without copying (the deterministic runtime asks after every delivery). */
   violationCount(): number;
+  /** Per-phase latency histograms, when the actor records any. */
+  profile?(): PhaseHistograms;
   /** vCPUs: the workload has ended (finished, or the VM stopped). */
   readonly done?: boolean;
 }

@@ -18,6 +18,7 @@ import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../worke
 import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import { workerUrl } from '../workers/worker-url.js';
 import { allocateStatus, readStatus } from './actor-status.js';
+import { mergePhases, type PhaseRow } from '../actors/phase-profile.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
 const MAILBOX_CAPACITY = 1024;
@@ -54,6 +55,8 @@ export interface RunReport {
   readonly conversionsPerSec: number;
   readonly quiescentChecks: number;
   readonly stats: Record<string, Record<string, number>>;
+  /** Per-phase latency (nanoseconds) by conversion size class, merged over actors. */
+  readonly phases: PhaseRow[];
 }
 
 /** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
@@ -160,6 +163,11 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const elapsedMs = performance.now() - started;
     const snapshots = await race(aborted, Promise.all(spawned.map((s) => s.remote.snapshot())));
     finished = true;
+    // Mailbox waits: times each actor went to sleep waiting for a message.
+    for (const s of snapshots) {
+      const actor = spawned.find((x) => x.name === s.name)!.actor;
+      s.stats['mailboxSleeps'] = readStatus(status, actor).sleeps;
+    }
     return report(snapshots, spawned, elapsedMs);
   } finally {
     finished = true;
@@ -260,5 +268,6 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
     conversionsPerSec: elapsedMs > 0 ? (conversions / elapsedMs) * 1000 : 0,
     quiescentChecks: kvm.stats['quiescentChecks'] ?? 0,
     stats,
+    phases: mergePhases(snapshots.map((s) => s.profile)),
   };
 }

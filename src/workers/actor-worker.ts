@@ -14,6 +14,7 @@ import type { ActorSetup } from '../actors/run-config.js';
 import type { KvmExitHandler } from '../actors/kvm-exit/kvm-exit-handler.js';
 import type { VfioContainerActor } from '../actors/vfio-container/container-actor.js';
 import type { Violation } from '../core/invariants.js';
+import type { PhaseHistograms } from '../actors/phase-profile.js';
 import { Prng } from '../core/prng.js';
 import { MailboxConsumer, MailboxProducer } from '../transport/mailbox.js';
 import { StatusWriter } from '../runtime/actor-status.js';
@@ -43,6 +44,7 @@ export interface ActorSnapshot {
   readonly stats: Record<string, number>;
   readonly violations: Violation[];
   readonly trace: string[];
+  readonly profile: PhaseHistograms;
 }
 
 /** Messages handled between yields to the event loop (lets comlink calls in). */
@@ -131,6 +133,7 @@ class ActorHost {
       stats: { ...this.#logic!.stats(), messagesHandled: this.#handled },
       violations: this.#logic!.violations(),
       trace: [...this.#trace],
+      profile: this.#logic!.profile?.() ?? {},
     };
   }
 

@@ -21,6 +21,7 @@ import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert
 import { formatSize } from '../../core/units.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
+import { PhaseProfile, sizeClass, type PhaseHistograms } from '../phase-profile.js';
 import { PQueueAdmission, type ConversionAdmission } from './conversion-admission.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
@@ -39,12 +40,14 @@ export class KvmExitHandler implements ActorLogic {
   readonly #kvmListener: KvmConversionListener | undefined;
   readonly #pending = new PendingReplies<(ret: number) => void>();
   #checking = false;
+  readonly #profile = new PhaseProfile();
   readonly #found: Violation[] = [];
   #stopReason: string | undefined;
   #sinceCheck = 0;
   readonly #counters = {
     conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0,
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
+    conversions4K: 0, conversions2M: 0, conversionsOther: 0,
   };
 
   constructor(setup: ActorSetup, admission?: ConversionAdmission) {
@@ -86,8 +89,14 @@ export class KvmExitHandler implements ActorLogic {
           ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: 0, size: this.#config.guestMem, iova: this.#config.gpaBase, priority: 0 });
         }
         return;
-      case 'exit':
-        this.#admission.admit((done) => this.#convert(message, ctx, done));
+      case 'exit': {
+        const received = ctx.now();
+        this.#admission.admit((done) => {
+          this.#profile.record('queue', message.size, ctx.now() - received);
+          this.#convert(message, ctx, done);
+        });
+        return;
+      }
         return;
       case 'stateChangeDone':
       case 'registerDone':
@@ -123,11 +132,17 @@ export class KvmExitHandler implements ActorLogic {
     if (exit.reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
     else this.#counters.memoryFaultExits++;
     const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate);
+    let sent = 0;
     const advance = (ret: number | undefined): void => {
+      const started = ctx.now();
+      if (ret !== undefined) this.#profile.record('state-change', exit.size, started - sent);
       const step = ret === undefined ? steps.next() : steps.next(ret);
+      // Local work between state changes: KVM attributes before it, the discard (or guest_memfd conversion) after.
+      this.#profile.record(ret === undefined ? 'kvm-attributes' : 'discard-or-convert', exit.size, ctx.now() - started);
       if (!step.done) {
         const { offset, size, toDiscard } = step.value;
         const tag = this.#pending.add(advance);
+        sent = ctx.now();
         ctx.send(this.#topology.rba, { type: 'stateChange', from: ctx.self, tag, offset, size, toDiscard });
         return;
       }
@@ -140,6 +155,10 @@ export class KvmExitHandler implements ActorLogic {
   #finish(exit: MessageOf<'exit'>, ret: number, ctx: ActorContext): void {
     this.#counters.conversions++;
     this.#counters.bytesConverted += exit.size;
+    const cls = sizeClass(exit.size);
+    if (cls === '4K') this.#counters.conversions4K++;
+    else if (cls === '2M') this.#counters.conversions2M++;
+    else this.#counters.conversionsOther++;
     if (exit.toPrivate) this.#counters.toPrivate++;
     else this.#counters.toShared++;
     if (ret !== 0) {
@@ -191,6 +210,10 @@ export class KvmExitHandler implements ActorLogic {
         ctx.send(actor, { type: 'check', from: ctx.self, tag });
       }
     });
+  }
+
+  profile(): PhaseHistograms {
+    return this.#profile.toJSON();
   }
 
   stats(): Record<string, number> {

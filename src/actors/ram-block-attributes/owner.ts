@@ -17,6 +17,7 @@ import type { RamDiscardListener } from '../../core/ram-discard-manager.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic } from '../actor.js';
 import type { Message } from '../protocol.js';
+import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
 import type { ActorSetup } from '../run-config.js';
 import { sharedViews } from '../shared-views.js';
 
@@ -42,6 +43,9 @@ class RemoteListener implements RamDiscardListener {
 /** A generator in flight and where its result goes. */
 interface Job {
   readonly calls: ListenerCalls;
+  /** Bytes the job covers (for the size class) and when it started. */
+  readonly size: number;
+  startedAt: number;
   readonly replyTo: number;
   readonly replyTag: number;
   readonly reply: 'stateChangeDone' | 'registerDone';
@@ -63,6 +67,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
   readonly #bus = new EventBus();
   readonly #found: Violation[] = [];
   readonly #pending = new PendingReplies<Job>();
+  readonly #profile = new PhaseProfile();
   /** Listener per (actor, iova): a container registers one per section. */
   readonly #listeners = new Map<string, RemoteListener>();
   readonly #names: Map<number, string>;
@@ -99,7 +104,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
     switch (message.type) {
       case 'stateChange':
         this.#counters.stateChanges++;
-        this.#start({ calls: this.rba.stateChangeCalls(message.offset, message.size, message.toDiscard), replyTo: message.from, replyTag: message.tag, reply: 'stateChangeDone' }, ctx);
+        this.#start({ calls: this.rba.stateChangeCalls(message.offset, message.size, message.toDiscard), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'stateChangeDone' }, ctx);
         return;
       case 'register': {
         const key = `${message.from}@${message.iova}`;
@@ -107,7 +112,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
         this.#listeners.set(key, listener);
         this.#counters.registrations++;
         const section: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
-        this.#start({ calls: this.rba.registerListenerCalls(listener, section), replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        this.#start({ calls: this.rba.registerListenerCalls(listener, section), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
         return;
       }
       case 'unregister': {
@@ -115,7 +120,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
         const listener = this.#listeners.get(key);
         if (listener === undefined) throw new Error(`unregister of unknown listener ${key}`);
         this.#listeners.delete(key);
-        this.#start({ calls: this.rba.unregisterListenerCalls(listener), replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        this.#start({ calls: this.rba.unregisterListenerCalls(listener), size: 0, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
         return;
       }
       case 'notifyDone':
@@ -139,12 +144,16 @@ export class RamBlockAttributesOwner implements ActorLogic {
     }
     if (job.reply === 'registerDone') this.#registrationActive = true;
     else this.#stateChangesActive++;
+    job.startedAt = ctx.now();
     this.#advance(job, 0, ctx, true);
   }
 
   #finish(job: Job, ctx: ActorContext): void {
     if (job.reply === 'registerDone') this.#registrationActive = false;
-    else this.#stateChangesActive--;
+    else {
+      this.#stateChangesActive--;
+      this.#profile.record('state-change-in-owner', job.size, ctx.now() - job.startedAt);
+    }
     const ready = this.#deferred.splice(0);
     for (const next of ready) this.#start(next, ctx);
   }
@@ -165,6 +174,10 @@ export class RamBlockAttributesOwner implements ActorLogic {
     if (call.kind === 'populate') this.#counters.notifyPopulate++;
     else this.#counters.notifyDiscard++;
     ctx.send(listener.actor, { type: call.kind === 'populate' ? 'notifyPopulate' : 'notifyDiscard', from: ctx.self, tag, offset, size, iova });
+  }
+
+  profile(): PhaseHistograms {
+    return this.#profile.toJSON();
   }
 
   stats(): Record<string, number> {

@@ -7,6 +7,7 @@
 import type { Violation } from '../../core/invariants.js';
 import { KiB } from '../../core/units.js';
 import type { ActorContext, ActorLogic, Topology } from '../actor.js';
+import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
 import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../protocol.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
@@ -31,6 +32,10 @@ export class Vcpu implements ActorLogic {
   #blocked: Blocked | undefined;
   #done = false;
   #tag = 0;
+  readonly #profile = new PhaseProfile();
+  /** When the exit or DMA request in flight was sent, and its size. */
+  #sentAt = 0;
+  #sentSize = 0;
   /** Index of the next workload action, and the ones to skip (shrinking). */
   #action = 0;
   readonly #skip: ReadonlySet<number>;
@@ -63,9 +68,11 @@ export class Vcpu implements ActorLogic {
         return;
       }
       case 'exitDone':
+        this.#profile.record('exit-to-resume', this.#sentSize, ctx.now() - this.#sentAt);
         this.#onExitDone(message.ret, ctx);
         return;
       case 'dmaDone':
+        this.#profile.record('dma', this.#sentSize, ctx.now() - this.#sentAt);
         this.#blocked = undefined;
         this.#resume({ ret: 0, exits: 0, outcome: DMA_OUTCOMES[message.outcome] ?? 'fault' }, ctx);
         return;
@@ -109,6 +116,8 @@ export class Vcpu implements ActorLogic {
       case 'dma':
         this.#counters.dmaRequests++;
         this.#blocked = { kind: 'dma' };
+        this.#sentAt = ctx.now();
+        this.#sentSize = action.size;
         ctx.send(this.#topology.containers[action.container]!, {
           type: 'dmaRequest', from: ctx.self, tag: ++this.#tag, iova: action.gpa, size: action.size, pattern: action.pattern, write: true,
         });
@@ -137,6 +146,8 @@ export class Vcpu implements ActorLogic {
     this.#counters.exits++;
     if (reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
     else this.#counters.memoryFaultExits++;
+    this.#sentAt = ctx.now();
+    this.#sentSize = size;
     ctx.send(this.#topology.kvm, { type: 'exit', from: ctx.self, tag: ++this.#tag, reason, gpa, size, toPrivate });
   }
 
@@ -209,6 +220,10 @@ export class Vcpu implements ActorLogic {
 
   stats(): Record<string, number> {
     return { ...this.#counters };
+  }
+
+  profile(): PhaseHistograms {
+    return this.#profile.toJSON();
   }
 
   violations(): Violation[] {

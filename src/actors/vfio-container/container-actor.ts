@@ -18,6 +18,7 @@ import { VfioRamDiscardListener, vfioDmaMappingsExceeded } from '../../core/vfio
 import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { DMA_OUTCOMES, type Message } from '../protocol.js';
+import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 
@@ -33,6 +34,7 @@ export class VfioContainerActor implements ActorLogic {
   readonly #listeners: VfioRamDiscardListener[] = [];
   readonly #pending = new PendingReplies<(ret: number) => void>();
   #partialSeen = 0;
+  readonly #profile = new PhaseProfile();
   /** The VFIO listener's granularity: the manager's block size, unless a variant says coarser. */
   readonly #granularity: number;
   #mapsLeftBeforeFailure = Infinity;
@@ -107,12 +109,15 @@ export class VfioContainerActor implements ActorLogic {
         // The VFIO listener only needs the (intersected) section and the granularity.
         const listener = new VfioRamDiscardListener(this.container, section, this.#granularity);
         let ret = 0;
+        const started = ctx.now();
         if (message.type === 'notifyPopulate') {
           this.#counters.notifyPopulate++;
           ret = listener.notifyPopulate(section);
+          this.#profile.record('map', message.size, ctx.now() - started);
         } else {
           this.#counters.notifyDiscard++;
           listener.notifyDiscard(section);
+          this.#profile.record('unmap', message.size, ctx.now() - started);
         }
         ctx.send(message.from, { type: 'notifyDone', from: ctx.self, tag: message.tag, ret });
         return;
@@ -165,6 +170,10 @@ export class VfioContainerActor implements ActorLogic {
       const end = Math.min(iova + size, mIova + mSize);
       this.#views.memory.writeShared(hostOffset + (start - mIova), end - start, pattern);
     });
+  }
+
+  profile(): PhaseHistograms {
+    return this.#profile.toJSON();
   }
 
   stats(): Record<string, number> {

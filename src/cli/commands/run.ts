@@ -27,11 +27,12 @@ export const RUN_HELP = `convsim run [options]
   --seed S             seed of the workloads (default 1)
   --workload W         ${WORKLOADS.join('|')} (default storm)
   --check-every N      conversions between quiescent checks (default 2000)
-  --json               one JSON object on stdout
+  --profile            per-phase latency (p50/p90/p99/p99.9/max) and counters
+  --json               one JSON object on stdout (always includes the profile)
   Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
-export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean } {
+export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean; profile: boolean } {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
@@ -47,6 +48,7 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
       workload: { type: 'string', default: 'storm' },
       'check-every': { type: 'string', default: '2000' },
       json: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -88,7 +90,7 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
     maxMemslots: 512,
     registrationOrder: 'serialized',
   };
-  return { config, json: values.json! };
+  return { config, json: values.json!, profile: values.profile! };
 }
 
 /**
@@ -105,7 +107,7 @@ function injectedFault(): RunOptions['crash'] {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { config, json } = parseRunOptions(argv);
+  const { config, json, profile } = parseRunOptions(argv);
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
   const crash = injectedFault();
   let result: RunReport;
@@ -126,7 +128,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const output = { config, ...result, peakRssMiB };
   if (json) process.stdout.write(`${JSON.stringify(output)}\n`);
-  else process.stdout.write(summary(config, result, peakRssMiB));
+  else {
+    process.stdout.write(summary(config, result, peakRssMiB));
+    if (profile) process.stdout.write(profileTable(result));
+  }
   return result.violations.length > 0 ? EXIT_VIOLATIONS : EXIT_OK;
 }
 
@@ -145,4 +150,17 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
   ];
   if (r.violations.length > 10) lines.push(`  ... ${r.violations.length - 10} more (see --json)`);
   return `${lines.join('\n')}\n`;
+}
+
+const us = (ns: number): string => (ns / 1000 >= 100 ? (ns / 1000).toFixed(0) : (ns / 1000).toFixed(1));
+
+/** The `--profile` table: latency per phase and size class (microseconds), then the counters. */
+function profileTable(r: RunReport): string {
+  const rows = [['phase', 'size', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max'],
+    ...r.phases.map((p) => [p.phase, p.sizeClass, String(p.count), us(p.p50), us(p.p90), us(p.p99), us(p.p999), us(p.max)])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const lines = rows.map((row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+  const counters = Object.entries(r.stats).map(([actor, stats]) =>
+    `  ${actor.padEnd(6)} ${Object.entries(stats).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return ['', 'latency (us, exit to resume and its phases):', ...lines.map((l) => `  ${l}`), '', 'counters:', ...counters, ''].join('\n');
 }
