@@ -32,6 +32,8 @@ export interface ActorLogic {
   violations(): Violation[];
   /** How many, without copying (the deterministic runtime asks after every delivery). */
   violationCount(): number;
+  /** Cheap current values for counter tracks (shared pages, live mappings). */
+  gauges?(): Record<string, number>;
   /** Per-phase latency histograms, when the actor records any. */
   profile?(): PhaseHistograms;
   /** vCPUs: the workload has ended (finished, or the VM stopped). */

@@ -1,8 +1,9 @@
 /**
  * Fixed binary encoding of {@link Message}s into 8 Float64 words (one
  * 64-byte mailbox slot): word 0 the type code, word 1 `from`, words 2..7
- * the fields in a fixed order per type. Float64 words carry byte offsets up
- * to 2^53 exactly.
+ * the fields in a fixed order per type (at most 5, so word 7 stays free for
+ * the transport's flow id). Float64 words carry byte offsets up to 2^53
+ * exactly.
  */
 import type { Message, MessageType } from './protocol.js';
 

@@ -73,10 +73,10 @@ function strategyOf(c: ExploreCase): Strategy {
 }
 
 /** Run a case once, deterministically. */
-export function runCase(c: ExploreCase, options: { recordTrace?: boolean; recordChoices?: boolean; stopAtViolation?: boolean } = {}): DeterministicResult {
+export function runCase(c: ExploreCase, options: { recordTrace?: boolean; recordChoices?: boolean; stopAtViolation?: boolean; maxSteps?: number } = {}): DeterministicResult {
   return runDeterministic(c.config, {
     strategy: strategyOf(c),
-    maxSteps: MAX_STEPS,
+    maxSteps: options.maxSteps ?? MAX_STEPS,
     recordTrace: options.recordTrace ?? false,
     recordChoices: options.recordChoices ?? false,
     stopAtViolation: options.stopAtViolation ?? true,

@@ -24,9 +24,12 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   const invariant = first.violations[0]?.invariant;
   if (invariant === undefined) throw new RangeError('the case does not fail: nothing to shrink');
   let attempts = 0;
+  // A candidate that runs far longer than the failure it shrinks is not a shrink: cap its steps
+  // (the default order can starve the vCPUs, e.g. hot-plug every few deliveries, and spin to MAX_STEPS).
+  const stepCap = Math.max(100_000, 50 * first.steps);
   const fails = (c: ExploreCase): boolean => {
     attempts++;
-    return runCase(c).violations[0]?.invariant === invariant;
+    return runCase(c, { maxSteps: stepCap }).violations[0]?.invariant === invariant;
   };
   // The schedule as deviations from the default order: replays the same run.
   let best: ExploreCase = {

@@ -19,6 +19,7 @@ import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import { workerUrl } from '../workers/worker-url.js';
 import { allocateStatus, readStatus } from './actor-status.js';
 import { mergePhases, type PhaseRow } from '../actors/phase-profile.js';
+import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
 const MAILBOX_CAPACITY = 1024;
@@ -32,6 +33,8 @@ const DEADLOCK_MS = 1000;
 export interface RunOptions {
   /** Test-only: make one actor (by name, e.g. `c0`) fail. */
   readonly crash?: { readonly actor: string } & CrashSpec;
+  /** Record a Chrome trace of at most this many events in all. */
+  readonly traceLimit?: number;
   /** Called every ~100 ms with conversions done so far. */
   readonly onProgress?: (conversions: number) => void;
 }
@@ -57,6 +60,8 @@ export interface RunReport {
   readonly stats: Record<string, Record<string, number>>;
   /** Per-phase latency (nanoseconds) by conversion size class, merged over actors. */
   readonly phases: PhaseRow[];
+  /** With `traceLimit`: the Chrome trace. */
+  readonly trace?: ChromeTrace;
 }
 
 /** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
@@ -118,6 +123,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
         mailboxes,
         status,
         ...(options.crash?.actor === s.name ? { crash: { after: options.crash.after, how: options.crash.how } } : {}),
+        ...(options.traceLimit === undefined ? {} : { traceLimit: Math.max(16, Math.floor(options.traceLimit / roles.length)) }),
       };
       s.threadId = await s.remote.configure(workerConfig);
       await s.remote.start();
@@ -168,7 +174,10 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
       const actor = spawned.find((x) => x.name === s.name)!.actor;
       s.stats['mailboxSleeps'] = readStatus(status, actor).sleeps;
     }
-    return report(snapshots, spawned, elapsedMs);
+    const result = report(snapshots, spawned, elapsedMs);
+    if (options.traceLimit === undefined) return result;
+    const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
+    return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };
   } finally {
     finished = true;
     for (const sab of mailboxes) closeMailbox(sab);

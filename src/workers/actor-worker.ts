@@ -19,6 +19,7 @@ import { Prng } from '../core/prng.js';
 import { MailboxConsumer, MailboxProducer } from '../transport/mailbox.js';
 import { StatusWriter } from '../runtime/actor-status.js';
 import { nodeEndpoint } from './comlink-endpoint.js';
+import { nowUs, TraceRecorder, type TraceEvent } from './trace-recorder.js';
 
 /** Test-only fault injection: make this actor fail after some messages. */
 export interface CrashSpec {
@@ -35,6 +36,8 @@ export interface WorkerConfig {
   readonly mailboxes: readonly SharedArrayBuffer[];
   readonly status: SharedArrayBuffer;
   readonly crash?: CrashSpec;
+  /** Record a Chrome trace of at most this many events in this worker. */
+  readonly traceLimit?: number;
 }
 
 export interface ActorSnapshot {
@@ -45,7 +48,14 @@ export interface ActorSnapshot {
   readonly violations: Violation[];
   readonly trace: string[];
   readonly profile: PhaseHistograms;
+  readonly traceEvents: TraceEvent[];
+  readonly traceDropped: number;
 }
+
+/** Slot word carrying the transport's flow id (the codec uses at most words 0..6). */
+const FLOW_WORD = 7;
+/** Minimum microseconds between two samples of a counter track. */
+const COUNTER_INTERVAL_US = 1000;
 
 /** Messages handled between yields to the event loop (lets comlink calls in). */
 const YIELD_EVERY = 256;
@@ -63,6 +73,8 @@ class ActorHost {
   #handled = 0;
   readonly #trace: string[] = [];
   #doneWaiters: Array<() => void> = [];
+  #recorder: TraceRecorder | undefined;
+  #lastCounterUs = 0;
 
   configure(config: WorkerConfig): number {
     this.#config = config;
@@ -73,11 +85,21 @@ class ActorHost {
     const prng = new Prng(config.setup.config.seed * 1000 + config.actor);
     const outboxes = this.#outboxes;
     const trace = this.#trace;
+    const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit);
+    this.#recorder = recorder;
+    // Flow ids unique across threads: actor index in the high part, a sequence below.
+    let flowSeq = 0;
+    const flowBase = config.actor * 2 ** 32;
     this.#ctx = {
       self: config.actor,
       send(to: number, message: Message): void {
+        const flowId = recorder === undefined ? 0 : flowBase + ++flowSeq;
+        if (recorder !== undefined) recorder.flowStart(flowId, nowUs(), message.type);
         // A full inbox makes this wait (Atomics.wait in sendWith): never dropped.
-        outboxes[to]!.sendWith((slot, offset) => encodeMessage(message, slot, offset));
+        outboxes[to]!.sendWith((slot, offset) => {
+          encodeMessage(message, slot, offset);
+          slot[offset + FLOW_WORD] = flowId;
+        });
       },
       now: () => Number(process.hrtime.bigint()),
       random: () => prng.next(),
@@ -134,6 +156,8 @@ class ActorHost {
       violations: this.#logic!.violations(),
       trace: [...this.#trace],
       profile: this.#logic!.profile?.() ?? {},
+      traceEvents: this.#recorder?.events ?? [],
+      traceDropped: this.#recorder?.dropped ?? 0,
     };
   }
 
@@ -141,11 +165,22 @@ class ActorHost {
     this.#running = false;
   }
 
-  #deliver(message: Message): void {
+  #deliver(message: Message, flowId = 0): void {
     const status = this.#status!;
     status.begin(messageCode(message.type));
+    const recorder = this.#recorder;
+    const started = recorder === undefined ? 0 : nowUs();
     if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
     this.#handled++;
+    if (recorder !== undefined) {
+      const ended = nowUs();
+      recorder.slice(message.type, started, ended - started, flowId, { from: message.from, tag: message.tag });
+      if (ended - this.#lastCounterUs >= COUNTER_INTERVAL_US) {
+        this.#lastCounterUs = ended;
+        const gauges = this.#logic!.gauges?.();
+        if (gauges !== undefined) for (const [name, value] of Object.entries(gauges)) recorder.counter(name, ended, { value });
+      }
+    }
     status.end();
     if (this.#logic!.done === true && this.#doneWaiters.length > 0) {
       for (const resolve of this.#doneWaiters.splice(0)) resolve();
@@ -167,8 +202,9 @@ class ActorHost {
 
   async #loop(): Promise<void> {
     const inbox = this.#inbox!;
+    const tracing = this.#recorder !== undefined;
     const read = (slot: Float64Array, offset: number): void => {
-      this.#deliver(decodeMessage(slot, offset));
+      this.#deliver(decodeMessage(slot, offset), tracing ? slot[offset + FLOW_WORD]! : 0);
     };
     let sinceYield = 0;
     while (this.#running) {

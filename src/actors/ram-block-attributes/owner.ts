@@ -176,6 +176,10 @@ export class RamBlockAttributesOwner implements ActorLogic {
     ctx.send(listener.actor, { type: call.kind === 'populate' ? 'notifyPopulate' : 'notifyDiscard', from: ctx.self, tag, offset, size, iova });
   }
 
+  gauges(): Record<string, number> {
+    return { 'shared pages': this.rba.bitmap.countSet() };
+  }
+
   profile(): PhaseHistograms {
     return this.#profile.toJSON();
   }

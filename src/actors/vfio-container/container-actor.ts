@@ -172,6 +172,10 @@ export class VfioContainerActor implements ActorLogic {
     });
   }
 
+  gauges(): Record<string, number> {
+    return { [`live mappings ${this.container.id}`]: this.container.mappings.count };
+  }
+
   profile(): PhaseHistograms {
     return this.#profile.toJSON();
   }

@@ -1,4 +1,5 @@
 /** `convsim run`: the protocol on real threads, under a guest workload. */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
@@ -28,11 +29,13 @@ export const RUN_HELP = `convsim run [options]
   --workload W         ${WORKLOADS.join('|')} (default storm)
   --check-every N      conversions between quiescent checks (default 2000)
   --profile            per-phase latency (p50/p90/p99/p99.9/max) and counters
+  --trace FILE         write a Chrome trace (open in ui.perfetto.dev or chrome://tracing)
+  --trace-limit N      at most N trace events (default 200000; a note says when reached)
   --json               one JSON object on stdout (always includes the profile)
   Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
-export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean; profile: boolean } {
+export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean; profile: boolean; trace: { file: string; limit: number } | undefined } {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
@@ -49,6 +52,8 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
       'check-every': { type: 'string', default: '2000' },
       json: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      trace: { type: 'string' },
+      'trace-limit': { type: 'string', default: '200000' },
     },
     allowPositionals: true,
     strict: true,
@@ -90,7 +95,8 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
     maxMemslots: 512,
     registrationOrder: 'serialized',
   };
-  return { config, json: values.json!, profile: values.profile! };
+  const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
+  return { config, json: values.json!, profile: values.profile!, trace };
 }
 
 /**
@@ -107,7 +113,7 @@ function injectedFault(): RunOptions['crash'] {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { config, json, profile } = parseRunOptions(argv);
+  const { config, json, profile, trace } = parseRunOptions(argv);
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
   const crash = injectedFault();
   let result: RunReport;
@@ -115,6 +121,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     result = await runThreaded(config, {
       ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
       ...(crash === undefined ? {} : { crash }),
+      ...(trace === undefined ? {} : { traceLimit: trace.limit }),
     });
   } catch (error) {
     progress?.clear();
@@ -125,6 +132,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw error;
   }
   progress?.clear();
+  if (trace !== undefined && result.trace !== undefined) {
+    writeFileSync(trace.file, JSON.stringify(result.trace));
+    const note = result.trace.otherData['note'];
+    if (typeof note === 'string') process.stderr.write(`convsim run: ${note}\n`);
+  }
+  const { trace: _trace, ...printable } = result;
+  result = printable;
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const output = { config, ...result, peakRssMiB };
   if (json) process.stdout.write(`${JSON.stringify(output)}\n`);
