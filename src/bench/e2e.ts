@@ -5,6 +5,7 @@
 import type { RunConfig } from '../actors/run-config.js';
 import { MiB } from '../core/units.js';
 import { runThreaded } from '../runtime/threaded-run.js';
+import { runMailboxBench } from './mailbox.js';
 
 export interface E2eRow {
   readonly vcpus: number;
@@ -13,9 +14,20 @@ export interface E2eRow {
   readonly medianConversionsPerSec: number;
   readonly runs: number[];
   readonly violations: number;
+  /** Mailbox hops (messages handled by any actor) per conversion, median run. */
+  readonly hopsPerConversion: number;
+  /** Conversions/s if every hop took the spin-path one-way time: hops x (round trip / 2). */
+  readonly spinBoundPerSec: number;
+  /** The same with the blocking-path one-way time. */
+  readonly blockingBoundPerSec: number;
+  /** Measured / spin bound, and measured / blocking bound: how close the runtime is to its own limit. */
+  readonly ofSpinBound: number;
+  readonly ofBlockingBound: number;
 }
 
 export interface E2eBenchResult {
+  /** One-way mailbox hop times measured in the same run (half the median round trip), ns. */
+  readonly hopNs: { readonly spin: number; readonly blocking: number };
   readonly guestMem: number;
   readonly conversionsPerRun: number;
   readonly repetitions: number;
@@ -32,6 +44,8 @@ export async function runE2eBench(options: { conversions?: number; repetitions?:
   const conversions = options.conversions ?? 2000;
   const repetitions = options.repetitions ?? 3;
   const guestMem = 256 * MiB;
+  const mailbox = await runMailboxBench({ messages: 200_000, roundTrips: 2000, repetitions: 3 });
+  const hopNs = { spin: mailbox.roundTripNs.sabSpin / 2, blocking: mailbox.roundTripNs.sabBlocking / 2 };
   const rows: E2eRow[] = [];
   for (const containers of [1, 2]) {
     for (const vcpus of [1, 2, 4, 8]) {
@@ -45,14 +59,28 @@ export async function runE2eBench(options: { conversions?: number; repetitions?:
         registrationOrder: 'serialized',
       };
       const runs: number[] = [];
+      const hops: number[] = [];
       let violations = 0;
       for (let r = 0; r < repetitions; r++) {
         const report = await runThreaded(config);
         runs.push(Math.round(report.conversionsPerSec));
+        const messages = Object.values(report.stats).reduce((sum, s) => sum + (s['messagesHandled'] ?? 0), 0);
+        hops.push(messages / Math.max(1, report.conversions));
         violations += report.violations.length;
       }
-      rows.push({ vcpus, containers, conversions, medianConversionsPerSec: median(runs), runs, violations });
+      const measured = median(runs);
+      const hopsPerConversion = median(hops);
+      const spinBoundPerSec = 1e9 / (hopsPerConversion * hopNs.spin);
+      const blockingBoundPerSec = 1e9 / (hopsPerConversion * hopNs.blocking);
+      rows.push({
+        vcpus, containers, conversions, medianConversionsPerSec: measured, runs, violations,
+        hopsPerConversion: Math.round(hopsPerConversion * 10) / 10,
+        spinBoundPerSec: Math.round(spinBoundPerSec),
+        blockingBoundPerSec: Math.round(blockingBoundPerSec),
+        ofSpinBound: Math.round((measured / spinBoundPerSec) * 1000) / 1000,
+        ofBlockingBound: Math.round((measured / blockingBoundPerSec) * 1000) / 1000,
+      });
     }
   }
-  return { guestMem, conversionsPerRun: conversions, repetitions, rows };
+  return { hopNs, guestMem, conversionsPerRun: conversions, repetitions, rows };
 }
