@@ -125,6 +125,9 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   };
 
   let step = 0;
+  /** Step being delivered (-1 outside deliveries): when each message was sent, for trace flows. */
+  let current = -1;
+  const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
   const hotplugEvery = config.hotplugEvery ?? HOTPLUG_EVERY;
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
@@ -135,6 +138,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         const channel = channels[a * n + to]!;
         if (channel.empty) markReady(channel);
         channel.push(message);
+        sentAt?.set(message, current);
       },
       now: () => step,
       random: () => prng.next(),
@@ -165,10 +169,12 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       if (channel.empty) ready.splice(choice, 1);
       if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
       hasher.add(channel.to, message);
-      if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, choice, candidates: count });
+      if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, sentStep: sentAt?.get(message) ?? -1, choice, candidates: count });
+      current = step;
       step++;
       const receiver = actors[channel.to]!;
       receiver.receive(message, contexts[channel.to]!);
+      current = -1;
       const found = receiver.violationCount();
       if (found !== seen[channel.to]) {
         seen[channel.to] = found;

@@ -7,6 +7,8 @@ export interface Delivery {
   readonly from: number;
   readonly to: number;
   readonly message: Message;
+  /** The step during which the sender sent it (-1: sent at start-up, outside any delivery). */
+  readonly sentStep: number;
   /** Which candidate the scheduler took, and out of how many. */
   readonly choice: number;
   readonly candidates: number;
