@@ -4,7 +4,7 @@
  * host. Times come from the actor context's clock (nanoseconds on threads,
  * steps under the deterministic scheduler).
  */
-import { LatencyHistogram, type SparseHistogram } from '../core/latency-histogram.js';
+import { LatencyHistogram, type LatencySummary, type SparseHistogram } from '../core/latency-histogram.js';
 
 /** Conversion size classes of the report: single pages, MapGPA's 2 MiB chunks, everything else. */
 export type SizeClass = '4K' | '2M' | 'other';
@@ -38,17 +38,10 @@ export class PhaseProfile {
   }
 }
 
-/** One row of the merged report. */
-export interface PhaseRow {
+/** One row of the merged report (nanoseconds). */
+export interface PhaseRow extends LatencySummary {
   readonly phase: string;
   readonly sizeClass: string;
-  readonly count: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-  readonly mean: number;
 }
 
 /** Merge every actor's histograms into rows (nanoseconds), in a stable order. */
