@@ -6,6 +6,10 @@
 import { opsCommand, OPS_HELP } from './commands/ops.js';
 import { benchCommand, BENCH_HELP } from './commands/bench.js';
 import { runCommand, RUN_HELP } from './commands/run.js';
+import { exploreCommand, EXPLORE_HELP } from './commands/explore.js';
+import { replayCommand, REPLAY_HELP } from './commands/replay.js';
+import { shrinkCommand, SHRINK_HELP } from './commands/shrink.js';
+import { mutantsCommand, MUTANTS_HELP } from './commands/mutants.js';
 import { EXIT_USAGE, UsageError } from './usage-error.js';
 
 type Command = (argv: string[]) => number | Promise<number>;
@@ -14,6 +18,10 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   run: { run: runCommand, help: RUN_HELP },
   ops: { run: opsCommand, help: OPS_HELP },
   bench: { run: benchCommand, help: BENCH_HELP },
+  explore: { run: exploreCommand, help: EXPLORE_HELP },
+  replay: { run: replayCommand, help: REPLAY_HELP },
+  shrink: { run: shrinkCommand, help: SHRINK_HELP },
+  mutants: { run: mutantsCommand, help: MUTANTS_HELP },
 };
 
 function usage(): string {

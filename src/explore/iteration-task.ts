@@ -56,7 +56,7 @@ export interface IterationResult {
 }
 
 /** The case of one seed of an input. */
-export function iterationCase(input: IterationInput, seed: number): ExploreCase {
+export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'keepGoing'>, seed: number): ExploreCase {
   const config = exploreConfig({
     workload: input.workload,
     seed,

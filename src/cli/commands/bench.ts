@@ -2,11 +2,13 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBitmapBench } from '../../bench/bitmap.js';
+import { runDeliveriesBench } from '../../bench/deliveries.js';
+import { runExploreBench } from '../../bench/explore.js';
 import { runE2eBench } from '../../bench/e2e.js';
 import { runMailboxBench } from '../../bench/mailbox.js';
 import { UsageError } from '../usage-error.js';
 
-const SUITES = ['bitmap', 'mailbox', 'e2e', 'all'] as const;
+const SUITES = ['bitmap', 'mailbox', 'e2e', 'deliveries', 'explore', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 
 export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
@@ -29,6 +31,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (suite === 'bitmap' || suite === 'all') result['bitmap'] = runBitmapBench();
   if (suite === 'mailbox' || suite === 'all') result['mailbox'] = await runMailboxBench();
   if (suite === 'e2e' || suite === 'all') result['e2e'] = await runE2eBench();
+  if (suite === 'deliveries' || suite === 'all') result['deliveries'] = runDeliveriesBench();
+  if (suite === 'explore' || suite === 'all') result['explore'] = await runExploreBench();
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
   return 0;
 }

@@ -1,0 +1,404 @@
+/**
+ * `convsim explore`: deterministic exploration of schedules on a piscina
+ * pool; on a failure, the shrunk story and a replay token.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { WorkloadName } from '../../actors/run-config.js';
+import { WORKLOADS } from '../../actors/run-config.js';
+import { BACKING_MODES, type BackingMode } from '../../core/guest-memory.js';
+import { INPLACE_ORDERS, type InplaceOrder } from '../../core/kvm-convert-memory.js';
+import { actorCount, exploreConfig, runCase } from '../../explore/explore-case.js';
+import { createExplorePool, explorePool, type ExploreInput, type PoolRunResult } from '../../explore/explore-pool.js';
+import { iterationCase, type IterationResult } from '../../explore/iteration-task.js';
+import { findMutant, MUTANTS } from '../../explore/mutants.js';
+import { pctBound, STRATEGIES, type StrategyName } from '../../runtime/deterministic/strategy.js';
+import { parseChoice, parseCount } from '../option-values.js';
+import { ProgressLine } from '../progress.js';
+import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
+import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
+
+export const EXPLORE_HELP = `convsim explore [options]
+  Explore schedules deterministically: each iteration runs the actors in one
+  thread under a seeded scheduler (seed S+i for iteration i), on a piscina
+  pool. Stops at the first failure (the lowest failing seed), shrinks it,
+  prints the invariant, the replay tokens and the story, and writes the
+  token to .convsim/failure-<invariant>-<seed>[-<mutant>][-<order>].token
+  in the current directory (the original, unshrunk token next to it).
+  --workload W         ${WORKLOADS.join('|')} (default storm)
+  --strategy S         ${STRATEGIES.join('|')} (default random)
+  --depth D            PCT bug depth: D-1 priority change points (default 2)
+  --iterations N       schedules to explore (default 10000)
+  --seed S             first seed (default 1)
+  --mutant M           a bug-zoo entry (list them: convsim mutants)
+  --mode M             ${BACKING_MODES.join('|')} (default legacy)
+  --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
+  --per-order          in-place ordering verification: explore each of
+                       ${INPLACE_ORDERS.join(', ')} and report per order whether
+                       inplace-order held (default with --mode inplace and no --order)
+  --conversions N      conversions per iteration (default 40)
+  --expected-steps K   PCT's k (default: the longest of 8 sample runs)
+  --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
+  --keep-going         do not stop at the first failure
+  --json               one JSON object on stdout
+  Exit: 0 nothing found, 1 a failure was found, 2 bad options.`;
+
+export interface ExploreOptions {
+  readonly workload: WorkloadName;
+  readonly strategy: StrategyName;
+  readonly depth: number;
+  readonly iterations: number;
+  readonly seed: number;
+  readonly mutant: string | undefined;
+  readonly mode: BackingMode | undefined;
+  readonly order: InplaceOrder | undefined;
+  readonly perOrder: boolean;
+  readonly conversions: number | undefined;
+  readonly expectedSteps: number | undefined;
+  readonly threads: number;
+  readonly keepGoing: boolean;
+  readonly json: boolean;
+}
+
+const MAX_SEED = 2 ** 31 - 1;
+
+/** Parse `explore` options (exported for tests); every mistake is a one-line UsageError. */
+export function parseExploreOptions(argv: string[]): ExploreOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      workload: { type: 'string', default: 'storm' },
+      strategy: { type: 'string', default: 'random' },
+      depth: { type: 'string', default: '2' },
+      iterations: { type: 'string', default: '10000' },
+      seed: { type: 'string', default: '1' },
+      mutant: { type: 'string' },
+      mode: { type: 'string' },
+      order: { type: 'string' },
+      'per-order': { type: 'boolean', default: false },
+      conversions: { type: 'string' },
+      'expected-steps': { type: 'string' },
+      threads: { type: 'string' },
+      'keep-going': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`explore: unexpected argument ${JSON.stringify(positionals[0])}`);
+  const mutant = values.mutant === undefined ? undefined : parseChoice('mutant', values.mutant, MUTANTS.map((m) => m.name));
+  const mode = values.mode === undefined ? undefined : parseChoice('mode', values.mode, BACKING_MODES);
+  const order = values.order === undefined ? undefined : parseChoice('order', values.order, INPLACE_ORDERS);
+  const iterations = parseCount('iterations', values.iterations!, 1, 1e9);
+  const seed = parseCount('seed', values.seed!, 0, MAX_SEED);
+  if (seed + iterations - 1 > MAX_SEED) throw new UsageError(`--seed: seeds ${seed}..${seed + iterations - 1} pass ${MAX_SEED}`);
+  let perOrder = values['per-order']!;
+  if (perOrder && order !== undefined) throw new UsageError('--per-order explores every order: drop --order');
+  if (perOrder && mode === 'legacy') throw new UsageError('--per-order verifies the in-place orders: it needs --mode inplace');
+  if (perOrder && mutant !== undefined && fixesOrder(mutant)) throw new UsageError(`--per-order: mutant ${mutant} sets the order itself`);
+  // In-place mode without an order: verify every order.
+  if (mode === 'inplace' && order === undefined && mutant === undefined) perOrder = true;
+  return {
+    workload: parseChoice('workload', values.workload!, WORKLOADS),
+    strategy: parseChoice('strategy', values.strategy!, STRATEGIES),
+    depth: parseCount('depth', values.depth!, 1, 16),
+    iterations,
+    seed,
+    mutant,
+    mode: perOrder ? 'inplace' : mode,
+    order,
+    perOrder,
+    conversions: values.conversions === undefined ? undefined : parseCount('conversions', values.conversions, 1, 1e6),
+    expectedSteps: values['expected-steps'] === undefined ? undefined : parseCount('expected-steps', values['expected-steps'], 1, 1e9),
+    threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
+    keepGoing: values['keep-going']!,
+    json: values.json!,
+  };
+}
+
+/** Whether a mutant sets the in-place order whatever the command line says. */
+function fixesOrder(mutant: string): boolean {
+  const m = findMutant(mutant)!;
+  const base = exploreConfig({ workload: 'storm', seed: 1 });
+  return m.apply({ ...base, order: 'v6' }).order === m.apply({ ...base, order: 'explicit' }).order;
+}
+
+/** Sample runs measured for PCT's k. */
+const STEP_SAMPLES = 8;
+
+/**
+ * PCT's k: the longest of a few sample runs (random schedules, seeds from
+ * `seed`, run to the end), rounded up to a multiple of 100.
+ */
+export function measureExpectedSteps(input: ExploreInput, seed: number): number {
+  let longest = 0;
+  for (let i = 0; i < STEP_SAMPLES; i++) {
+    const c = iterationCase({ ...input, strategy: 'random' }, seed + i);
+    longest = Math.max(longest, runCase(c, { stopAtViolation: false, maxSteps: 1_000_000 }).steps);
+  }
+  return Math.max(100, Math.ceil(longest / 100) * 100);
+}
+
+export interface PctReport {
+  readonly actors: number;
+  readonly expectedSteps: number;
+  readonly depth: number;
+  /** Lower bound on the chance that one iteration finds a given bug of depth <= d. */
+  readonly bound: number;
+  /** Upper bound on the chance that all iterations done miss it. */
+  readonly missProbability: number;
+  /** Iterations for 95% confidence: ln(20) / bound. */
+  readonly iterationsFor95: number;
+  readonly text: string;
+}
+
+function formatProbability(p: number): string {
+  if (p < 1e-4) return p.toExponential(1);
+  if (p > 0.9999) return `1 - ${(1 - p).toExponential(1)}`;
+  return p.toFixed(4);
+}
+
+/** The PCT guarantee of a run, in numbers and in words. */
+export function pctReport(actors: number, expectedSteps: number, depth: number, iterations: number): PctReport {
+  const bound = pctBound(actors, expectedSteps, depth);
+  const missProbability = Math.exp(iterations * Math.log1p(-Math.min(bound, 1 - 1e-16)));
+  const iterationsFor95 = Math.ceil(Math.log(20) / bound);
+  const formula = depth === 1 ? `1/n = 1/${actors}` : `1/(n·k${depth === 2 ? '' : `^${depth - 1}`}) = 1/(${actors}·${expectedSteps}${depth === 2 ? '' : `^${depth - 1}`})`;
+  const text = `PCT guarantee: each iteration finds any bug of depth ${depth} or less that shows within k = ${expectedSteps} steps ` +
+    `with probability at least ${formula} = ${bound.toExponential(2)} (n = ${actors} actors); ` +
+    `after ${iterations} iterations such a bug is missed with probability at most ${formatProbability(missProbability)}` +
+    ` (95% confidence takes ${iterationsFor95} iterations).`;
+  return { actors, expectedSteps, depth, bound, missProbability, iterationsFor95, text };
+}
+
+export interface FailureReport extends ShrinkReport {
+  readonly seed: number;
+  /** 1-based position of the failing seed among the iterations. */
+  readonly iteration: number;
+  readonly originalReplay: string;
+  readonly originalTraceHash: string;
+  readonly originalSteps: number;
+  readonly originalMessage: string;
+  /** Where the shrunk token was written (and the original, next to it). */
+  readonly tokenFile: string;
+  readonly originalTokenFile: string;
+}
+
+interface OrderRun {
+  readonly order: InplaceOrder | undefined;
+  readonly input: ExploreInput;
+  readonly expectedSteps: number;
+  readonly actors: number;
+  readonly run: PoolRunResult;
+}
+
+/** Shrink a failure found by the pool, write its tokens, describe it. */
+function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: number, order: InplaceOrder | undefined, perOrder: boolean): FailureReport {
+  const c = iterationCase(input, found.seed);
+  const invariant = found.invariant ?? 'unknown';
+  const dir = join(process.cwd(), '.convsim');
+  mkdirSync(dir, { recursive: true });
+  // failure-<invariant>-<seed>, then the mutant and the order when they are part of the case (so runs do not overwrite each other's tokens).
+  const stem = `failure-${invariant}-${found.seed}${input.mutant === undefined ? '' : `-${input.mutant}`}${perOrder && order !== undefined ? `-${order}` : ''}`;
+  const tokenFile = join(dir, `${stem}.token`);
+  const originalTokenFile = join(dir, `${stem}.original.token`);
+  const original = found.token!;
+  let shrunk: ShrinkReport;
+  if (found.invariant === 'deadlock') {
+    // Shrinking needs an invariant that fails; a deadlock is reported as found.
+    shrunk = {
+      invariant, message: found.message ?? '', replay: original, traceHash: found.traceHash, steps: found.steps,
+      story: ['(a deadlock is not shrunk: replay the token for its full story)'], storySteps: 0, attempts: 0,
+      original: { replay: original, conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: null },
+      shrunk: { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: 0 },
+    };
+  } else {
+    shrunk = shrinkReport(c);
+  }
+  writeFileSync(tokenFile, `${shrunk.replay}\n`);
+  writeFileSync(originalTokenFile, `${original}\n`);
+  return {
+    ...shrunk,
+    seed: found.seed,
+    iteration: found.seed - firstSeed + 1,
+    originalReplay: original,
+    originalTraceHash: found.traceHash,
+    originalSteps: found.steps,
+    originalMessage: found.message ?? '',
+    tokenFile,
+    originalTokenFile,
+  };
+}
+
+/** Failures to shrink: the first, or with --keep-going the first of each invariant. */
+function failuresToReport(run: PoolRunResult, keepGoing: boolean): IterationResult[] {
+  if (!keepGoing) return run.failures.slice(0, 1);
+  const seen = new Set<string>();
+  return run.failures.filter((f) => {
+    const key = f.invariant ?? 'unknown';
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function failureLines(f: FailureReport, cwdRelative: (p: string) => string): string[] {
+  return [
+    `FOUND ${f.invariant} at seed ${f.seed} (iteration ${f.iteration})`,
+    `  ${f.originalMessage}`,
+    `replay token (shrunk):   ${f.replay}`,
+    `replay token (original): ${f.originalReplay}`,
+    `written to ${cwdRelative(f.tokenFile)} (original: ${cwdRelative(f.originalTokenFile)}); run: convsim replay ${cwdRelative(f.tokenFile)}`,
+    `traceHash ${f.traceHash} (shrunk, ${f.steps} deliveries); original ${f.originalTraceHash} (${f.originalSteps} deliveries)`,
+    ...shrinkSummary(f),
+    'story (shrunk):',
+    ...f.story,
+  ];
+}
+
+export async function exploreCommand(argv: string[]): Promise<number> {
+  const o = parseExploreOptions(argv);
+  const started = performance.now();
+  const orders: Array<InplaceOrder | undefined> = o.perOrder ? [...INPLACE_ORDERS] : [o.order];
+  const showProgress = !o.json && process.stderr.isTTY;
+  const runs: OrderRun[] = [];
+  const pool = createExplorePool(o.threads);
+  try {
+    for (const order of orders) {
+      const base = {
+        workload: o.workload,
+        strategy: o.strategy,
+        depth: o.depth,
+        ...(o.mode === undefined ? {} : { mode: o.mode }),
+        ...(order === undefined ? {} : { order }),
+        ...(o.mutant === undefined ? {} : { mutant: o.mutant }),
+        ...(o.conversions === undefined ? {} : { conversions: o.conversions }),
+      };
+      const expectedSteps = o.expectedSteps ?? measureExpectedSteps({ ...base, expectedSteps: 1 }, o.seed);
+      const input: ExploreInput = { ...base, expectedSteps };
+      const actors = actorCount(iterationCase(input, o.seed).config);
+      if (showProgress && o.perOrder) process.stderr.write(`order ${order}:\n`);
+      const progress = showProgress ? new ProgressLine(o.iterations) : undefined;
+      try {
+        const run = await explorePool(pool, {
+          input,
+          firstSeed: o.seed,
+          iterations: o.iterations,
+          keepGoing: o.keepGoing,
+          ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
+        });
+        runs.push({ order, input, expectedSteps, actors, run });
+      } finally {
+        progress?.clear();
+      }
+    }
+  } finally {
+    await pool.destroy();
+  }
+  const exploredMs = performance.now() - started;
+
+  const perOrder = runs.map((r) => {
+    const failures = failuresToReport(r.run, o.keepGoing).map((f) => reportFailure(f, r.input, o.seed, r.order, o.perOrder));
+    const cfg = iterationCase(r.input, o.seed).config;
+    return {
+      order: r.order ?? cfg.order,
+      mode: cfg.mode,
+      iterations: r.run.iterations,
+      expectedSteps: r.expectedSteps,
+      actors: r.actors,
+      pct: o.strategy === 'pct' ? pctReport(r.actors, r.expectedSteps, o.depth, r.run.iterations) : null,
+      deliveries: r.run.deliveries,
+      stepLimits: r.run.stepLimits,
+      failureCount: r.run.failures.length,
+      byInvariant: countBy(r.run.failures.map((f) => f.invariant ?? 'unknown')),
+      inplaceOrderHeld: !r.run.failures.some((f) => f.invariant === 'inplace-order'),
+      failures,
+      elapsedMs: Math.round(r.run.elapsedMs),
+    };
+  });
+  const first = perOrder.find((p) => p.failures.length > 0)?.failures[0];
+  const found = perOrder.some((p) => p.failureCount > 0);
+  const main = perOrder[0]!;
+  const iterations = perOrder.reduce((sum, p) => sum + p.iterations, 0);
+  const elapsedMs = Math.round(performance.now() - started);
+
+  if (o.json) {
+    const out: Record<string, unknown> = {
+      found,
+      iterations,
+      elapsedMs,
+      exploreMs: Math.round(exploredMs),
+      pctBound: main.pct?.bound ?? null,
+      pctGuarantee: main.pct?.text ?? null,
+      strategy: o.strategy,
+      depth: o.depth,
+      expectedSteps: main.expectedSteps,
+      expectedStepsFrom: o.expectedSteps === undefined ? `longest of ${STEP_SAMPLES} sample runs` : '--expected-steps',
+      actors: main.actors,
+      workload: o.workload,
+      mode: main.mode,
+      order: o.perOrder ? null : main.order,
+      mutant: o.mutant ?? null,
+      seed: o.seed,
+      threads: o.threads,
+      deliveries: perOrder.reduce((sum, p) => sum + p.deliveries, 0),
+      stepLimits: perOrder.reduce((sum, p) => sum + p.stepLimits, 0),
+      failureCount: perOrder.reduce((sum, p) => sum + p.failureCount, 0),
+    };
+    if (first !== undefined) out['failure'] = first;
+    if (o.keepGoing) out['failures'] = perOrder.flatMap((p) => p.failures);
+    if (o.perOrder) {
+      out['orders'] = perOrder.map((p) => ({
+        order: p.order,
+        iterations: p.iterations,
+        inplaceOrderHeld: p.inplaceOrderHeld,
+        found: p.failureCount > 0,
+        byInvariant: p.byInvariant,
+        expectedSteps: p.expectedSteps,
+        pctBound: p.pct?.bound ?? null,
+        failure: p.failures[0] ?? null,
+      }));
+    }
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return found ? EXIT_VIOLATIONS : EXIT_OK;
+  }
+
+  const rel = (p: string): string => (p.startsWith(process.cwd() + '/') ? p.slice(process.cwd().length + 1) : p);
+  const lines: string[] = [];
+  const what = `${o.workload}, ${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
+    `${o.mutant === undefined ? '' : `, mutant ${o.mutant}`}, ${o.threads} thread(s)`;
+  if (o.perOrder) {
+    lines.push(`convsim explore: in-place ordering verification (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s`);
+    for (const p of perOrder) {
+      const verdict = p.inplaceOrderHeld ? `inplace-order held over ${p.iterations} schedules` : `inplace-order VIOLATED (within ${p.iterations} schedules)`;
+      const others = Object.entries(p.byInvariant).filter(([k]) => k !== 'inplace-order').map(([k, v]) => `${k} x${v}`);
+      lines.push(`  ${p.order.padEnd(9)} ${verdict}${others.length > 0 ? `; other failures: ${others.join(', ')}` : ''}`);
+    }
+  } else {
+    lines.push(`convsim explore: ${found ? 'FOUND a failure' : 'no violation'} in ${iterations} iterations (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s, ${main.deliveries} deliveries`);
+  }
+  for (const p of perOrder) {
+    if (p.pct !== null) lines.push(`${o.perOrder ? `[${p.order}] ` : ''}${p.pct.text}`);
+    else {
+      lines.push(`${o.perOrder ? `[${p.order}] ` : ''}random schedules: no probabilistic bound is claimed (--strategy pct gives one); ` +
+        `the longest of ${STEP_SAMPLES} sample runs took ${p.expectedSteps} steps (rounded up)`);
+    }
+    if (p.stepLimits > 0) lines.push(`warning: ${p.stepLimits} iteration(s) hit the step limit (livelock?) without a violation`);
+    if (p.failureCount > 1) lines.push(`${p.failureCount} failing iterations: ${Object.entries(p.byInvariant).map(([k, v]) => `${k} x${v}`).join(', ')}`);
+    for (const f of p.failures) {
+      lines.push('');
+      if (o.perOrder) lines.push(`[${p.order}]`);
+      lines.push(...failureLines(f, rel));
+    }
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return found ? EXIT_VIOLATIONS : EXIT_OK;
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = (out[k] ?? 0) + 1;
+  return out;
+}

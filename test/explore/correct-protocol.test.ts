@@ -1,0 +1,40 @@
+/**
+ * The correct protocol (no mutant) shows no failure over a fixed number of
+ * schedules of every workload, in legacy mode and in place with the
+ * explicit and priority orders, with random and PCT schedules: the same
+ * code the `convsim explore` pool runs.
+ */
+import { describe, expect, it } from 'vitest';
+import type { WorkloadName } from '../../src/actors/run-config.js';
+import type { BackingMode } from '../../src/core/guest-memory.js';
+import type { InplaceOrder } from '../../src/core/kvm-convert-memory.js';
+import { measureExpectedSteps } from '../../src/cli/commands/explore.js';
+import runIterations from '../../src/explore/iteration-task.js';
+import type { StrategyName } from '../../src/runtime/deterministic/strategy.js';
+
+const SEEDS = 120;
+const WORKLOADS: WorkloadName[] = ['storm', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
+const MODES: Array<{ mode: BackingMode; order: InplaceOrder }> = [
+  { mode: 'legacy', order: 'explicit' },
+  { mode: 'inplace', order: 'explicit' },
+  { mode: 'inplace', order: 'priority' },
+];
+const STRATEGIES: StrategyName[] = ['random', 'pct'];
+
+describe(`correct protocol: no failure in ${SEEDS} schedules per workload, mode/order and strategy`, () => {
+  for (const workload of WORKLOADS) {
+    for (const { mode, order } of MODES) {
+      it(`${workload}, ${mode}${mode === 'inplace' ? ` ${order}` : ''}: ${SEEDS} random + ${SEEDS} pct (depth 2) schedules`, () => {
+        for (const strategy of STRATEGIES) {
+          const base = { workload, strategy, depth: 2, mode, order };
+          const expectedSteps = strategy === 'pct' ? measureExpectedSteps({ ...base, expectedSteps: 1 }, 1) : 2000;
+          const results = runIterations({ ...base, expectedSteps, seed: 1, count: SEEDS, keepGoing: true });
+          expect(results).toHaveLength(SEEDS);
+          const failures = results.filter((r) => r.found).map((r) => `${strategy} seed ${r.seed}: ${r.invariant}: ${r.message}`);
+          expect(failures).toEqual([]);
+          expect(results.filter((r) => r.outcome !== 'completed').map((r) => `${strategy} seed ${r.seed}: ${r.outcome}`)).toEqual([]);
+        }
+      });
+    }
+  }
+});
