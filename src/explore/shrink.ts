@@ -18,6 +18,8 @@ export interface ShrinkResult {
 
 /** Upper bound on re-runs, so shrinking a pathological case still ends. */
 const MAX_ATTEMPTS = 1500;
+/** Seeded schedules tried on the reduced case in search of a shorter failing one. */
+const RESEARCH_SEEDS = 200;
 
 export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
   const first = runCase(failing, { recordChoices: true });
@@ -99,16 +101,34 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
       }
     }
   });
-  // 4. Fewer deviations (ddmin-style: drop chunks, halving the chunk size).
+  // 4. A shorter schedule for the reduced workload: the reductions above shift step numbers, so
+  //    the recorded deviations may now describe a longer path than needed. Search a few seeded
+  //    schedules of the reduced case and keep the one that fails soonest.
+  const failingStep = (c: ExploreCase): number => {
+    attempts++;
+    const r = runCase(c, { maxSteps: stepCap, recordChoices: true });
+    return r.violations[0]?.invariant === invariant ? r.violationStep : Infinity;
+  };
+  let bestStep = failingStep(best);
+  for (let seed = 1; seed <= RESEARCH_SEEDS && attempts < maxAttempts; seed++) {
+    const candidate: ExploreCase = { ...best, strategy: 'random', scheduleSeed: seed, deviations: [] };
+    const at = failingStep(candidate);
+    if (at < bestStep) {
+      const recorded = runCase(candidate, { maxSteps: stepCap, recordChoices: true });
+      best = { ...best, strategy: 'replay', deviations: [...recorded.deviations.entries()] };
+      bestStep = at;
+    }
+  }
+  // 5. Fewer deviations (ddmin-style: drop chunks, halving the chunk size).
   let deviations = [...(best.deviations ?? [])];
   for (let chunk = Math.max(1, Math.floor(deviations.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
     for (let at = 0; at < deviations.length && attempts < maxAttempts;) {
       const without = [...deviations.slice(0, at), ...deviations.slice(at + chunk)];
-      if (tryCase({ ...best, deviations: without })) deviations = without;
+      if (tryCase({ ...best, deviations: without }) && failingStep(best) <= bestStep) deviations = without;
       else at += chunk;
     }
   }
-  // 5. Shorter deviations: the nearest alternative to the default.
+  // 6. Shorter deviations: the nearest alternative to the default.
   for (let i = 0; i < deviations.length && attempts < maxAttempts; i++) {
     const [step, choice] = deviations[i]!;
     if (choice <= 1) continue;
