@@ -20,8 +20,15 @@ export type PhaseHistograms = Record<string, SparseHistogram>;
 
 export class PhaseProfile {
   readonly #histograms = new Map<string, LatencyHistogram>();
+  readonly #enabled: boolean;
+
+  /** Disabled (exploration), recording is a no-op. */
+  constructor(enabled = true) {
+    this.#enabled = enabled;
+  }
 
   record(phase: string, size: number, nanoseconds: number): void {
+    if (!this.#enabled) return;
     const key = `${phase}|${sizeClass(size)}`;
     let h = this.#histograms.get(key);
     if (h === undefined) {
@@ -44,8 +51,7 @@ export interface PhaseRow extends LatencySummary {
   readonly sizeClass: string;
 }
 
-/** Merge every actor's histograms into rows (nanoseconds), in a stable order. */
-export function mergePhases(all: readonly PhaseHistograms[]): PhaseRow[] {
+function mergeAll(all: readonly PhaseHistograms[]): Map<string, LatencyHistogram> {
   const merged = new Map<string, LatencyHistogram>();
   for (const histograms of all) {
     for (const [key, sparse] of Object.entries(histograms)) {
@@ -55,6 +61,19 @@ export function mergePhases(all: readonly PhaseHistograms[]): PhaseRow[] {
       else into.merge(h);
     }
   }
+  return merged;
+}
+
+/** Merge every actor's histograms, keeping the buckets (`phase|sizeClass` -> sparse histogram). */
+export function mergePhaseHistograms(all: readonly PhaseHistograms[]): PhaseHistograms {
+  const out: PhaseHistograms = {};
+  for (const [key, h] of mergeAll(all)) out[key] = h.toSparse();
+  return out;
+}
+
+/** Merge every actor's histograms into rows (nanoseconds), in a stable order. */
+export function mergePhases(all: readonly PhaseHistograms[]): PhaseRow[] {
+  const merged = mergeAll(all);
   return [...merged.entries()]
     .map(([key, h]) => {
       const [phase = key, cls = ''] = key.split('|');

@@ -38,6 +38,8 @@ export interface RunConfig {
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';
   readonly variant?: ProtocolVariant;
+  /** Record per-phase latency histograms (default true; exploration turns it off). */
+  readonly profile?: boolean;
   /**
    * Shrinking: per vCPU, indices of workload actions to skip (the action is
    * drawn, so later random choices stay the same, but not performed).

@@ -49,6 +49,7 @@ export function exploreConfig(options: {
     checkEvery: 1_000_000,
     maxMemslots: 512,
     registrationOrder: 'serialized',
+    profile: false,
   };
   if (options.mutant === undefined) return base;
   const mutant = findMutant(options.mutant);

@@ -23,6 +23,7 @@ import { PendingReplies, type ActorContext, type ActorLogic, type Topology } fro
 import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
 import { PhaseProfile, sizeClass, type PhaseHistograms } from '../phase-profile.js';
 import { PQueueAdmission, type ConversionAdmission } from './conversion-admission.js';
+import { ConversionLog, type ConversionBatch } from './conversion-log.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 
@@ -40,7 +41,8 @@ export class KvmExitHandler implements ActorLogic {
   readonly #kvmListener: KvmConversionListener | undefined;
   readonly #pending = new PendingReplies<(ret: number) => void>();
   #checking = false;
-  readonly #profile = new PhaseProfile();
+  readonly #profile: PhaseProfile;
+  readonly #log = new ConversionLog();
   readonly #found: Violation[] = [];
   #stopReason: string | undefined;
   #sinceCheck = 0;
@@ -51,6 +53,7 @@ export class KvmExitHandler implements ActorLogic {
   };
 
   constructor(setup: ActorSetup, admission?: ConversionAdmission) {
+    this.#profile = new PhaseProfile(setup.config.profile !== false);
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
@@ -161,6 +164,7 @@ export class KvmExitHandler implements ActorLogic {
     else this.#counters.conversionsOther++;
     if (exit.toPrivate) this.#counters.toPrivate++;
     else this.#counters.toShared++;
+    this.#log.record(ctx.now(), exit.gpa, exit.size, exit.toPrivate, ret === 0);
     if (ret !== 0) {
       this.#counters.failedConversions++;
       // vm_stop(RUN_STATE_INTERNAL_ERROR): every vCPU pauses at its next exit.
@@ -214,6 +218,11 @@ export class KvmExitHandler implements ActorLogic {
 
   profile(): PhaseHistograms {
     return this.#profile.toJSON();
+  }
+
+  /** Finished conversions after sequence number `after` still in the bounded log (for the HTML report). */
+  recentConversions(after: number): ConversionBatch {
+    return this.#log.since(after);
   }
 
   stats(): Record<string, number> {

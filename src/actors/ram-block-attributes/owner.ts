@@ -67,7 +67,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
   readonly #bus = new EventBus();
   readonly #found: Violation[] = [];
   readonly #pending = new PendingReplies<Job>();
-  readonly #profile = new PhaseProfile();
+  readonly #profile: PhaseProfile;
   /** Listener per (actor, iova): a container registers one per section. */
   readonly #listeners = new Map<string, RemoteListener>();
   readonly #names: Map<number, string>;
@@ -80,6 +80,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
   readonly #deferred: Job[] = [];
 
   constructor(setup: ActorSetup) {
+    this.#profile = new PhaseProfile(setup.config.profile !== false);
     const { config, topology } = setup;
     const views = sharedViews(setup);
     this.rba = new RamBlockAttributes({

@@ -32,7 +32,7 @@ export class Vcpu implements ActorLogic {
   #blocked: Blocked | undefined;
   #done = false;
   #tag = 0;
-  readonly #profile = new PhaseProfile();
+  readonly #profile: PhaseProfile;
   /** When the exit or DMA request in flight was sent, and its size. */
   #sentAt = 0;
   #sentSize = 0;
@@ -43,6 +43,7 @@ export class Vcpu implements ActorLogic {
   readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
 
   constructor(setup: ActorSetup) {
+    this.#profile = new PhaseProfile(setup.config.profile !== false);
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);

@@ -34,13 +34,14 @@ export class VfioContainerActor implements ActorLogic {
   readonly #listeners: VfioRamDiscardListener[] = [];
   readonly #pending = new PendingReplies<(ret: number) => void>();
   #partialSeen = 0;
-  readonly #profile = new PhaseProfile();
+  readonly #profile: PhaseProfile;
   /** The VFIO listener's granularity: the manager's block size, unless a variant says coarser. */
   readonly #granularity: number;
   #mapsLeftBeforeFailure = Infinity;
   readonly #counters = { notifyPopulate: 0, notifyDiscard: 0, dmaAccesses: 0, dmaOk: 0, dmaFault: 0, dmaToPrivate: 0, dmaToStale: 0, checks: 0 };
 
   constructor(setup: ActorSetup) {
+    this.#profile = new PhaseProfile(setup.config.profile !== false);
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
