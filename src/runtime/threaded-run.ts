@@ -18,8 +18,11 @@ import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../worke
 import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import { workerUrl } from '../workers/worker-url.js';
 import { allocateStatus, readStatus } from './actor-status.js';
-import { mergePhases, type PhaseRow } from '../actors/phase-profile.js';
+import { mergePhaseHistograms, mergePhases, type PhaseHistograms, type PhaseRow } from '../actors/phase-profile.js';
+import { SharedBitmap } from '../core/shared-bitmap.js';
+import { blocksOf } from '../actors/shared-views.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
+import { RunSampler, type RunSeries } from './run-sampler.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
 const MAILBOX_CAPACITY = 1024;
@@ -35,8 +38,10 @@ export interface RunOptions {
   readonly crash?: { readonly actor: string } & CrashSpec;
   /** Record a Chrome trace of at most this many events in all. */
   readonly traceLimit?: number;
-  /** Called every ~100 ms with conversions done so far. */
-  readonly onProgress?: (conversions: number) => void;
+  /** Called every ~200 ms with conversions done and violations found so far (not de-duplicated). */
+  readonly onProgress?: (conversions: number, violations: number) => void;
+  /** Sample the run for the HTML report (memory map, mappings, conversions over time). */
+  readonly sample?: { readonly intervalMs: number };
 }
 
 export interface ActorInfo {
@@ -62,6 +67,10 @@ export interface RunReport {
   readonly phases: PhaseRow[];
   /** With `traceLimit`: the Chrome trace. */
   readonly trace?: ChromeTrace;
+  /** With `sample`: the time series. */
+  readonly series?: RunSeries;
+  /** With `sample`: the merged latency histograms (`phase|sizeClass`, buckets in nanoseconds). */
+  readonly histograms?: PhaseHistograms;
 }
 
 /** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
@@ -123,7 +132,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
         mailboxes,
         status,
         ...(options.crash?.actor === s.name ? { crash: { after: options.crash.after, how: options.crash.how } } : {}),
-        ...(options.traceLimit === undefined ? {} : { traceLimit: Math.max(16, Math.floor(options.traceLimit / roles.length)) }),
+        ...(options.traceLimit === undefined ? {} : { traceLimit: Math.max(2, Math.floor(options.traceLimit / roles.length)) }),
       };
       s.threadId = await s.remote.configure(workerConfig);
       await s.remote.start();
@@ -134,6 +143,15 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const containers = spawned.filter((s) => s.role === 'vfio-container');
     const vcpus = spawned.filter((s) => s.role === 'vcpu');
     const started = performance.now();
+    // Counter values only from the containers (live mappings): the sampler counts shared pages itself.
+    const gauges = (counters: boolean) => Promise.all(spawned.map((s) => s.remote.gauges(counters && s.role === 'vfio-container')));
+    const sampler = options.sample === undefined ? undefined : new RunSampler({
+      bitmap: new SharedBitmap(blocksOf(config), shared.bitmap),
+      gauges: () => gauges(true),
+      recentConversions: (after) => kvm.remote.recentConversions(after),
+    }, { intervalMs: options.sample.intervalMs });
+    sampler?.start();
+    let series: RunSeries | undefined;
 
     // Watchdog: crashes arrive as worker events; hangs and deadlocks are found here.
     let vcpusDone = false;
@@ -145,7 +163,8 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
         if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
       }
       const progress = options.onProgress === undefined ? undefined : setInterval(() => {
-        void kvm.remote.snapshot().then((s) => options.onProgress?.(s.stats['conversions'] ?? 0), () => undefined);
+        void gauges(false).then((g) => options.onProgress?.(
+          g.reduce((n, x) => n + x.conversions, 0), g.reduce((n, x) => n + x.violations, 0)), () => undefined);
       }, 200);
       try {
         const workloads = Promise.all(vcpus.map(async (v) => {
@@ -163,7 +182,9 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
       }
       vcpusDone = true;
       await race(aborted, kvm.remote.quiescentCheck());
+      if (sampler !== undefined) series = await race(aborted, sampler.stop());
     } finally {
+      sampler?.cancel();
       clearInterval(watchdog);
     }
     const elapsedMs = performance.now() - started;
@@ -174,7 +195,8 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
       const actor = spawned.find((x) => x.name === s.name)!.actor;
       s.stats['mailboxSleeps'] = readStatus(status, actor).sleeps;
     }
-    const result = report(snapshots, spawned, elapsedMs);
+    const sampled = series === undefined ? {} : { series, histograms: mergePhaseHistograms(snapshots.map((s) => s.profile)) };
+    const result = { ...report(snapshots, spawned, elapsedMs), ...sampled };
     if (options.traceLimit === undefined) return result;
     const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
     return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };

@@ -12,6 +12,7 @@ import { actorName, createActor } from '../actors/create-actor.js';
 import type { Message } from '../actors/protocol.js';
 import type { ActorSetup } from '../actors/run-config.js';
 import type { KvmExitHandler } from '../actors/kvm-exit/kvm-exit-handler.js';
+import type { ConversionBatch } from '../actors/kvm-exit/conversion-log.js';
 import type { VfioContainerActor } from '../actors/vfio-container/container-actor.js';
 import type { Violation } from '../core/invariants.js';
 import type { PhaseHistograms } from '../actors/phase-profile.js';
@@ -52,6 +53,16 @@ export interface ActorSnapshot {
   readonly traceDropped: number;
 }
 
+/** Cheap live values of one actor, for progress and the report's sampler. */
+export interface ActorGauges {
+  /** The actor's counter-track values (shared pages, live mappings per container). */
+  readonly gauges: Record<string, number>;
+  /** Violations found so far (not de-duplicated). */
+  readonly violations: number;
+  /** KVM exit handler: conversions finished; 0 elsewhere. */
+  readonly conversions: number;
+}
+
 /** Slot word carrying the transport's flow id (the codec uses at most words 0..6). */
 const FLOW_WORD = 7;
 /** Minimum microseconds between two samples of a counter track. */
@@ -75,6 +86,7 @@ class ActorHost {
   #doneWaiters: Array<() => void> = [];
   #recorder: TraceRecorder | undefined;
   #lastCounterUs = 0;
+  #delivering = false;
 
   configure(config: WorkerConfig): number {
     this.#config = config;
@@ -84,6 +96,7 @@ class ActorHost {
     this.#status = new StatusWriter(config.status, config.actor);
     const prng = new Prng(config.setup.config.seed * 1000 + config.actor);
     const outboxes = this.#outboxes;
+    const delivering = (): boolean => this.#delivering;
     const trace = this.#trace;
     const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit);
     this.#recorder = recorder;
@@ -94,12 +107,17 @@ class ActorHost {
       self: config.actor,
       send(to: number, message: Message): void {
         const flowId = recorder === undefined ? 0 : flowBase + ++flowSeq;
-        if (recorder !== undefined) recorder.flowStart(flowId, nowUs(), message.type);
+        const started = recorder === undefined ? 0 : nowUs();
+        if (recorder !== undefined) recorder.flowStart(flowId, started, message.type);
         // A full inbox makes this wait (Atomics.wait in sendWith): never dropped.
         outboxes[to]!.sendWith((slot, offset) => {
           encodeMessage(message, slot, offset);
           slot[offset + FLOW_WORD] = flowId;
         });
+        // A send outside a handled message (a comlink call from the host, or a conversion the
+        // KVM exit handler's p-queue admits in a later microtask) gets its own slice, so the flow
+        // arrow has a slice to start from.
+        if (recorder !== undefined && !delivering()) recorder.slice(`send ${message.type}`, started, nowUs() - started, 0, { to });
       },
       now: () => Number(process.hrtime.bigint()),
       random: () => prng.next(),
@@ -144,6 +162,24 @@ class ActorHost {
     return new Promise((resolve) => (this.#logic as KvmExitHandler).quiescentCheck(this.#ctx!, resolve));
   }
 
+  /**
+   * Live values (cheaper than `snapshot`): violations so far, conversions, and with
+   * `counters` the counter-track values (the owner's count of shared pages scans the whole bitmap).
+   */
+  gauges(counters: boolean): ActorGauges {
+    const logic = this.#logic!;
+    return {
+      gauges: counters ? logic.gauges?.() ?? {} : {},
+      violations: logic.violationCount(),
+      conversions: logic.role === 'kvm-exit' ? logic.stats()['conversions'] ?? 0 : 0,
+    };
+  }
+
+  /** KVM exit handler: conversions finished after sequence number `after` (a bounded log). */
+  recentConversions(after: number): ConversionBatch {
+    return (this.#logic as KvmExitHandler).recentConversions(after);
+  }
+
   snapshot(): ActorSnapshot {
     const config = this.#config!;
     const index = config.role === 'vcpu' ? config.setup.topology.vcpus.indexOf(config.actor)
@@ -170,7 +206,12 @@ class ActorHost {
     status.begin(messageCode(message.type));
     const recorder = this.#recorder;
     const started = recorder === undefined ? 0 : nowUs();
-    if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
+    this.#delivering = true;
+    try {
+      if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
+    } finally {
+      this.#delivering = false;
+    }
     this.#handled++;
     if (recorder !== undefined) {
       const ended = nowUs();

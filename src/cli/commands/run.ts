@@ -12,6 +12,8 @@ import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '.
 import { parseChoice, parseCount, parseSize } from '../option-values.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { ProgressLine } from '../progress.js';
+import { renderHtmlReport } from '../../report/html-report.js';
+import { reportData } from '../../report/report-data.js';
 
 export const RUN_HELP = `convsim run [options]
   Run the protocol on real threads (one worker per vCPU, KVM exit handler,
@@ -31,11 +33,15 @@ export const RUN_HELP = `convsim run [options]
   --profile            per-phase latency (p50/p90/p99/p99.9/max) and counters
   --trace FILE         write a Chrome trace (open in ui.perfetto.dev or chrome://tracing)
   --trace-limit N      at most N trace events (default 200000; a note says when reached)
+  --report FILE.html   write a self-contained HTML report (memory map over time, conversions/s,
+                       live IOMMU mappings, latency histograms); samples the run every ~100 ms
   --json               one JSON object on stdout (always includes the profile)
   Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
-export function parseRunOptions(argv: string[]): { config: RunConfig; json: boolean; profile: boolean; trace: { file: string; limit: number } | undefined } {
+export function parseRunOptions(argv: string[]): {
+  config: RunConfig; json: boolean; profile: boolean; trace: { file: string; limit: number } | undefined; report: string | undefined;
+} {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
@@ -54,6 +60,7 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
       profile: { type: 'boolean', default: false },
       trace: { type: 'string' },
       'trace-limit': { type: 'string', default: '200000' },
+      report: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -96,7 +103,8 @@ export function parseRunOptions(argv: string[]): { config: RunConfig; json: bool
     registrationOrder: 'serialized',
   };
   const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
-  return { config, json: values.json!, profile: values.profile!, trace };
+  if (values.report === '') throw new UsageError('--report: needs a file name');
+  return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
 }
 
 /**
@@ -113,15 +121,16 @@ function injectedFault(): RunOptions['crash'] {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { config, json, profile, trace } = parseRunOptions(argv);
+  const { config, json, profile, trace, report } = parseRunOptions(argv);
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
   const crash = injectedFault();
   let result: RunReport;
   try {
     result = await runThreaded(config, {
-      ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
+      ...(progress === undefined ? {} : { onProgress: (n: number, violations: number) => progress.update(n, violations) }),
       ...(crash === undefined ? {} : { crash }),
       ...(trace === undefined ? {} : { traceLimit: trace.limit }),
+      ...(report === undefined ? {} : { sample: { intervalMs: 100 } }),
     });
   } catch (error) {
     progress?.clear();
@@ -137,7 +146,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     const note = result.trace.otherData['note'];
     if (typeof note === 'string') process.stderr.write(`convsim run: ${note}\n`);
   }
-  const { trace: _trace, ...printable } = result;
+  if (report !== undefined) writeFileSync(report, renderHtmlReport(reportData(config, result)));
+  const { trace: _trace, series: _series, histograms: _histograms, ...printable } = result;
   result = printable;
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const output = { config, ...result, peakRssMiB };

@@ -1,0 +1,71 @@
+/** What the HTML report shows, gathered from a run's configuration and report. */
+import type { PhaseHistograms, PhaseRow } from '../actors/phase-profile.js';
+import type { RunConfig } from '../actors/run-config.js';
+import type { RunReport } from '../runtime/threaded-run.js';
+import type { RunSeries } from '../runtime/run-sampler.js';
+import { formatBytes } from './format.js';
+
+/** A VFIO container of the run. */
+export interface ReportContainer {
+  /** Actor name, e.g. `c0`; the gauge is `live mappings <name>`. */
+  readonly name: string;
+  readonly backend: string;
+  /** type1's `dma_entry_limit`; absent for iommufd. */
+  readonly dmaEntryLimit?: number;
+}
+
+/** Everything the HTML report is made from (plain data). */
+export interface ReportData {
+  readonly title: string;
+  /** One line describing the configuration. */
+  readonly subtitle: string;
+  /** When the report was written (ISO 8601). */
+  readonly generatedAt: string;
+  /** Headline figures, label and value. */
+  readonly summary: ReadonlyArray<readonly [string, string]>;
+  readonly violations: ReadonlyArray<{ readonly invariant: string; readonly message: string }>;
+  readonly guestMem: number;
+  readonly gpaBase: number;
+  readonly containers: readonly ReportContainer[];
+  readonly phases: readonly PhaseRow[];
+  readonly histograms: PhaseHistograms;
+  readonly series: RunSeries;
+  /** Mean conversions per second over the run. */
+  readonly conversionsPerSec: number;
+}
+
+/**
+ * Gather the report's data from a run made with `sample` set.
+ * @throws Error when the run was not sampled.
+ */
+export function reportData(config: RunConfig, report: RunReport, generatedAt = new Date()): ReportData {
+  if (report.series === undefined || report.histograms === undefined) throw new Error('the run was not sampled (RunOptions.sample)');
+  const containers = config.containers.map((c, i): ReportContainer => (c.backend === 'type1'
+    ? { name: `c${i}`, backend: c.backend, dmaEntryLimit: c.dmaEntryLimit }
+    : { name: `c${i}`, backend: c.backend }));
+  const a = report.dmaAccesses;
+  return {
+    title: `convsim run: ${config.workload}`,
+    subtitle: `${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join(' + ')}, ${formatBytes(config.guestMem)} guest, ` +
+      `${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
+    generatedAt: generatedAt.toISOString(),
+    summary: [
+      ['conversions', String(report.conversions)],
+      ['conversions/s', report.conversionsPerSec.toFixed(0)],
+      ['elapsed', `${(report.elapsedMs / 1000).toFixed(2)} s`],
+      ['violations', String(report.violations.length)],
+      ['DMA maps / unmaps', `${report.dmaMaps} / ${report.dmaUnmaps}`],
+      ['device accesses', `ok ${a.ok}, fault ${a.fault}, to-private ${a['dma-to-private']}, to-stale ${a['dma-to-stale']}`],
+      ['VM', report.vmStopped ? `stopped: ${report.stopReason ?? 'conversion failed'}` : 'running'],
+      ['quiescent checks', String(report.quiescentChecks)],
+    ],
+    violations: report.violations.map((v) => ({ invariant: v.invariant, message: v.message })),
+    guestMem: config.guestMem,
+    gpaBase: config.gpaBase,
+    containers,
+    phases: report.phases,
+    histograms: report.histograms,
+    series: report.series,
+    conversionsPerSec: report.conversionsPerSec,
+  };
+}
