@@ -81,3 +81,17 @@ describe('convsim run --trace (Chrome Trace Event Format)', () => {
     expect(recorded).toBeLessThanOrEqual(100);
   }, 120_000);
 });
+
+describe('convsim replay --trace (the deterministic runtime, same format)', () => {
+  it('writes a valid Chrome trace of a replayed failure', () => {
+    const fixtures = join(packageRoot(), 'test', 'explore', 'fixtures');
+    const token = readFileSync(join(fixtures, 'register-race-shrunk.token'), 'utf8').trim();
+    const file = join(dir, 'replay.json');
+    const r = spawnSync(process.execPath, [CLI, 'replay', token, '--trace', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    const check = checkTrace(JSON.parse(readFileSync(file, 'utf8')) as unknown);
+    expect(check.problems).toEqual([]);
+    expect(check.slices).toBeGreaterThan(0);
+    expect(check.flows).toBeGreaterThan(0);
+  });
+});

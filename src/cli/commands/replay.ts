@@ -1,16 +1,18 @@
 /** `convsim replay TOKEN|FILE [--json]`: run a replay token again, exactly. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeToken, runCase, type ExploreCase } from '../../explore/explore-case.js';
+import { deterministicChromeTrace } from '../../explore/deterministic-chrome-trace.js';
 import { story } from '../../explore/story.js';
 import type { DeterministicOutcome } from '../../runtime/deterministic/deterministic-run.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 
-export const REPLAY_HELP = `convsim replay TOKEN|FILE [--json]
+export const REPLAY_HELP = `convsim replay TOKEN|FILE [--json] [--trace FILE]
   Run a replay token (from explore or shrink, or a file holding one) again,
   with the trace recorded: prints the violated invariant (or "no violation"),
   the traceHash, the steps and the numbered story. The same token gives the
-  same trace and traceHash every time.
+  same trace and traceHash every time. --trace writes the run as a Chrome
+  trace (the format of convsim run --trace; one step = 1 us), for Perfetto.
   Exit: 1 the violation reproduces, 0 no violation, 2 bad token or unreadable file.`;
 
 const TOKEN_START = 'convsim1.';
@@ -79,7 +81,7 @@ export function replayCase(c: ExploreCase): ReplayReport {
 export function replayCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean', default: false } },
+    options: { json: { type: 'boolean', default: false }, trace: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -91,6 +93,10 @@ export function replayCommand(argv: string[]): number {
   } catch (error) {
     // A token that decodes but describes no runnable case (edited by hand, or from another version).
     throw new UsageError(`replay: the token does not describe a runnable case (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+  }
+  if (values.trace !== undefined) {
+    const title = `convsim replay (${c.config.workload}${c.mutant === undefined ? '' : `, mutant ${c.mutant}`})`;
+    writeFileSync(values.trace, JSON.stringify(deterministicChromeTrace(runCase(c, { recordTrace: true }), title)));
   }
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
