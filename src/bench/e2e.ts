@@ -40,18 +40,18 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-export async function runE2eBench(options: { conversions?: number; repetitions?: number } = {}): Promise<E2eBenchResult> {
+export async function runE2eBench(options: { conversions?: number; repetitions?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<E2eBenchResult> {
   const conversions = options.conversions ?? 2000;
   const repetitions = options.repetitions ?? 3;
   const guestMem = 256 * MiB;
   const mailbox = await runMailboxBench({ messages: 200_000, roundTrips: 2000, repetitions: 3 });
   const hopNs = { spin: mailbox.roundTripNs.sabSpin / 2, blocking: mailbox.roundTripNs.sabBlocking / 2 };
   const rows: E2eRow[] = [];
-  for (const containers of [1, 2]) {
+  for (const containers of [1, 2, 4]) {
     for (const vcpus of [1, 2, 4, 8]) {
       const config: RunConfig = {
         vcpus,
-        containers: Array.from({ length: containers }, (_, i) => (i % 2 === 0
+        containers: Array.from({ length: containers }, (_, i) => (i % 2 === 0 // alternate type1 and iommufd
           ? { backend: 'type1' as const, dmaEntryLimit: guestMem / 4096 + 1024 }
           : { backend: 'iommufd' as const, dmaEntryLimit: 0 })),
         guestMem, blockSize: 4096, gpaBase: 0, mode: 'legacy', order: 'explicit', rollback: 'none',
@@ -72,6 +72,7 @@ export async function runE2eBench(options: { conversions?: number; repetitions?:
       const hopsPerConversion = median(hops);
       const spinBoundPerSec = 1e9 / (hopsPerConversion * hopNs.spin);
       const blockingBoundPerSec = 1e9 / (hopsPerConversion * hopNs.blocking);
+      options.onProgress?.(rows.length + 1, 12);
       rows.push({
         vcpus, containers, conversions, medianConversionsPerSec: measured, runs, violations,
         hopsPerConversion: Math.round(hopsPerConversion * 10) / 10,

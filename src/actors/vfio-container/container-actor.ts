@@ -186,7 +186,7 @@ export class VfioContainerActor implements ActorLogic {
     return {
       ...this.#counters,
       dmaMaps: s.maps, dmaUnmaps: s.unmaps, dmaMapErrors: s.mapErrors, dmaUnmapErrors: s.unmapErrors,
-      liveMappings: this.container.mappings.count, peakMappings: s.peakMappings,
+      liveMappings: this.container.mappings.count, peakMappings: s.peakMappings, pinnedPages: s.pinnedBytes / this.#config.blockSize,
     };
   }
 

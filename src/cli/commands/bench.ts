@@ -28,11 +28,33 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const result: Record<string, unknown> = {
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform },
   };
-  if (suite === 'bitmap' || suite === 'all') result['bitmap'] = runBitmapBench();
-  if (suite === 'mailbox' || suite === 'all') result['mailbox'] = await runMailboxBench();
-  if (suite === 'e2e' || suite === 'all') result['e2e'] = await runE2eBench();
-  if (suite === 'deliveries' || suite === 'all') result['deliveries'] = runDeliveriesBench();
-  if (suite === 'explore' || suite === 'all') result['explore'] = await runExploreBench();
+  // Progress on a terminal only: which suite runs, and e2e's configurations done.
+  const tty = !values.json && process.stderr.isTTY;
+  const status = (text: string): void => {
+    if (tty) process.stderr.write(`\r\x1b[Kbench: ${text}`);
+  };
+  const wanted = (name: Suite): boolean => suite === name || suite === 'all';
+  if (wanted('bitmap')) {
+    status('bitmap');
+    result['bitmap'] = runBitmapBench();
+  }
+  if (wanted('mailbox')) {
+    status('mailbox');
+    result['mailbox'] = await runMailboxBench();
+  }
+  if (wanted('e2e')) {
+    status('e2e');
+    result['e2e'] = await runE2eBench({ onProgress: (done, total) => status(`e2e ${done}/${total} configurations`) });
+  }
+  if (wanted('deliveries')) {
+    status('deliveries');
+    result['deliveries'] = runDeliveriesBench();
+  }
+  if (wanted('explore')) {
+    status('explore');
+    result['explore'] = await runExploreBench();
+  }
+  if (tty) process.stderr.write('\r\x1b[K');
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
   return 0;
 }

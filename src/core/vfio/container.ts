@@ -34,6 +34,8 @@ export interface ContainerStats {
   unmaps: number;
   unmapErrors: number;
   peakMappings: number;
+  /** Bytes of guest memory pinned by this container's mappings now. */
+  pinnedBytes: number;
 }
 
 export abstract class VfioContainer {
@@ -42,7 +44,7 @@ export abstract class VfioContainer {
   /** The IOMMU page size: the smallest mapping unit (`pgsizes` lowest bit). */
   readonly pageSize = PAGE_SIZE;
   readonly mappings = new MappingStore(PAGE_SIZE);
-  readonly stats: ContainerStats = { maps: 0, mapErrors: 0, unmaps: 0, unmapErrors: 0, peakMappings: 0 };
+  readonly stats: ContainerStats = { maps: 0, mapErrors: 0, unmaps: 0, unmapErrors: 0, peakMappings: 0, pinnedBytes: 0 };
   /** Unmaps that cut a mapping, in the order they happened (checked by `partial-unmap`). */
   readonly partialUnmaps: PartialUnmap[] = [];
   /** `error_report` lines (failed discards are only logged in QEMU). */
@@ -150,6 +152,7 @@ export abstract class VfioContainer {
     const pinned = this.memory.pin(hostOffset, size);
     if (pinned !== 0) return pinned;
     this.mappings.insert(iova, size, hostOffset, this.memory.currentEpoch());
+    this.stats.pinnedBytes += size;
     return 0;
   }
 
@@ -163,6 +166,7 @@ export abstract class VfioContainer {
       }
     });
     this.mappings.removeContained(iova, size);
+    this.stats.pinnedBytes -= bytes;
     return bytes;
   }
 
