@@ -68,6 +68,11 @@ const FLOW_WORD = 7;
 /** Minimum microseconds between two samples of a counter track. */
 const COUNTER_INTERVAL_US = 1000;
 
+/** How an idle actor sleeps: `block` (Atomics.wait with a timeout) or `async` (Atomics.waitAsync). */
+const IDLE_WAIT: 'block' | 'async' = process.env['CONVSIM_IDLE_WAIT'] === 'async' ? 'async' : 'block';
+/** Longest blocking sleep: the most a comlink call waits for an idle worker. */
+const BLOCKING_WAIT_MS = 5;
+
 /** Messages handled between yields to the event loop (lets comlink calls in). */
 const YIELD_EVERY = 256;
 /** Polls of an empty inbox before sleeping. */
@@ -260,10 +265,20 @@ class ActorHost {
         }
         continue;
       }
-      // Idle: sleep without blocking the event loop, so comlink calls get in.
       this.#status!.slept();
       sinceYield = 0;
-      await inbox.waitAsync(20);
+      if (IDLE_WAIT === 'async') {
+        // Idle: sleep without blocking the event loop, so comlink calls get in.
+        await inbox.waitAsync(20);
+        continue;
+      }
+      // Idle: first a macrotask turn, which runs every pending promise continuation (a conversion
+      // the p-queue is about to start) and lets comlink calls in; then sleep in Atomics.wait, whose
+      // futex wake-up is far quicker than waitAsync's trip through the event loop. The timeout
+      // bounds how long a comlink call can wait.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!inbox.tryReceiveWith(read)) inbox.receiveWith(read, BLOCKING_WAIT_MS);
+      await undefined;
     }
   }
 }
