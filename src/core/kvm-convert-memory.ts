@@ -59,6 +59,8 @@ export type ConversionSteps = Generator<StateChangeCall, Ret, Ret>;
  * side being left. In-place: see {@link InplaceOrder}.
  */
 export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): ConversionSteps {
+  // QEMU returns a bare -1 here and for "no region, to private"; the model uses -EINVAL and
+  // -EPERM (-1) so the two are told apart, as the spec names the first -EINVAL.
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
   // memory_region_find(): the model has one guest_memfd region; nothing else is RAM.

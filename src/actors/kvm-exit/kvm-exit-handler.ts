@@ -19,6 +19,7 @@ import { checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } 
 import { KvmConversionListener } from '../../core/kvm-conversion-listener.js';
 import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert-memory.js';
 import { formatSize } from '../../core/units.js';
+import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
 import { PhaseProfile, sizeClass, type PhaseHistograms } from '../phase-profile.js';
@@ -100,7 +101,6 @@ export class KvmExitHandler implements ActorLogic {
         });
         return;
       }
-        return;
       case 'stateChangeDone':
       case 'registerDone':
       case 'checkDone':
@@ -111,7 +111,7 @@ export class KvmExitHandler implements ActorLogic {
         // Only in priority order: the RamBlockAttributes owner notifies the KVM listener.
         const listener = this.#kvmListener;
         if (listener === undefined) throw new Error(`KVM exit handler got ${message.type} without priority order`);
-        const section = { mr: 'ram0', offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
+        const section = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
         let ret = 0;
         if (message.type === 'notifyPopulate') ret = listener.notifyPopulate(section);
         else listener.notifyDiscard(section);

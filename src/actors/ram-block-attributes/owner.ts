@@ -94,9 +94,10 @@ export class RamBlockAttributesOwner implements ActorLogic {
       notifyBeforeBitmap: config.variant?.notifyBeforeBitmap ?? false,
       invertPriorityWalk: config.variant?.invertPriorityWalk ?? false,
     });
-    // Rollback exactness assumes one state change at a time on this bus.
     this.#serialize = config.registrationOrder === 'serialized';
-    if (config.inFlight === 1) new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found);
+    // Rollback exactness reads the events of one state change at a time: only when neither
+    // another conversion nor a registration replay can interleave with it.
+    if (config.inFlight === 1 && this.#serialize) new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found);
     this.#names = new Map<number, string>([[topology.kvm, 'kvm']]);
     topology.containers.forEach((actor, i) => this.#names.set(actor, `c${i}`));
   }
@@ -133,15 +134,18 @@ export class RamBlockAttributesOwner implements ActorLogic {
   }
 
   #start(job: Job, ctx: ActorContext): void {
-    if (this.#serialize) {
-      const registration = job.reply === 'registerDone';
-      const conflict = registration ? this.#stateChangesActive > 0 || this.#registrationActive : this.#registrationActive;
-      // FIFO: nothing overtakes a deferred job, so a registration is not starved.
-      if (conflict || this.#deferred.length > 0) {
-        this.#counters.deferred++;
-        this.#deferred.push(job);
-        return;
-      }
+    const registration = job.reply === 'registerDone';
+    // Registrations never overlap one another (QEMU does region_add/region_del under the BQL on
+    // the main thread); `serialized` also keeps them apart from state changes, `racy` does not.
+    const conflict = registration
+      ? this.#registrationActive || (this.#serialize && this.#stateChangesActive > 0)
+      : this.#serialize && this.#registrationActive;
+    // FIFO: nothing overtakes a deferred job of its kind, so a registration is not starved.
+    const queued = this.#deferred.some((d) => this.#serialize || d.reply === job.reply);
+    if (conflict || queued) {
+      this.#counters.deferred++;
+      this.#deferred.push(job);
+      return;
     }
     if (job.reply === 'registerDone') this.#registrationActive = true;
     else this.#stateChangesActive++;

@@ -8,14 +8,15 @@ import type { ActionResult, GuestAction, Workload, WorkloadContext } from './gue
 const PAGE = 4 * KiB;
 const CHUNK = 2 * MiB;
 
-/** Exits a MapGPA of the range takes: one per 2 MiB-aligned chunk. */
+/**
+ * The exits a MapGPA of the range takes: KVM handles a TDX MapGPA in chunks
+ * of 2 MiB *length* from the start GPA (`__tdx_map_gpa`: size =
+ * min(remaining, TDX_MAP_GPA_MAX_LEN), next += TDX_MAP_GPA_MAX_LEN), one
+ * exit to userspace each.
+ */
 export function mapGpaChunks(gpa: number, size: number): Array<[number, number]> {
   const chunks: Array<[number, number]> = [];
-  for (let at = gpa; at < gpa + size;) {
-    const end = Math.min(gpa + size, (Math.floor(at / CHUNK) + 1) * CHUNK);
-    chunks.push([at, end - at]);
-    at = end;
-  }
+  for (let at = gpa; at < gpa + size; at += CHUNK) chunks.push([at, Math.min(CHUNK, gpa + size - at)]);
   return chunks;
 }
 
@@ -158,8 +159,8 @@ export function* selftest(ctx: WorkloadContext): Workload {
 }
 
 /**
- * Every vCPU converts the same 2 MiB window (plus a page either side, at
- * staggered offsets) back and forth, odd vCPUs starting the other way: the
+ * Every vCPU converts the same 2 MiB window (shifted by 0 to 2 pages per
+ * vCPU, so the ranges overlap without being equal) back and forth, odd vCPUs starting the other way: the
  * opposite conversions of overlapping ranges that QEMU's unlocked
  * conversion path lets interleave.
  */

@@ -4,6 +4,7 @@
  * that turns notifications into maps and unmaps, and the device behind the
  * container that performs DMA concurrently with conversions.
  */
+import { ENOSPC } from '../../core/errno.js';
 import { EventBus } from '../../core/events.js';
 import {
   accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkMapOfSharedBlock, checkPartialUnmaps, checkSectionAgreement,
@@ -76,16 +77,18 @@ export class VfioContainerActor implements ActorLogic {
     return new Promise<number>((resolve) => {
       const tag = this.#pending.add((ret) => {
         this.#listeners.unshift(listener);
-        if (ret !== 0) {
-          resolve(ret);
-          return;
-        }
-        const exceeded = vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
-        resolve(exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -28 : 0);
+        // Current QEMU fails the region add when the worst-case mapping estimate exceeds
+        // the limit; older QEMU (the variant) only warned.
+        const exceeded = ret === 0 && vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
+        this.lastAttachRet = ret !== 0 ? ret : exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -ENOSPC : 0;
+        resolve(this.lastAttachRet);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
     });
   }
+
+  /** The result of the last completed `attach` (0, or why QEMU would refuse the device). */
+  lastAttachRet = 0;
 
   /** A registration or unregistration of this container is waiting for its reply. */
   get registering(): boolean {

@@ -34,7 +34,11 @@ export interface DeterministicOptions {
   readonly recordChoices?: boolean;
 }
 
-export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit';
+/**
+ * How a run ended. `registration-failed`: a container's VFIO registration
+ * failed at start-up (QEMU refuses the device or exits), so the VM never ran.
+ */
+export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | 'registration-failed';
 
 export interface DeterministicResult {
   readonly outcome: DeterministicOutcome;
@@ -212,13 +216,17 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
     };
   };
 
-  // Start-up: the KVM listener (priority order), then each container's registration.
+  // Start-up, as the threaded host does it: the KVM listener (priority order), then each
+  // container's registration in turn (so c0 is registered first and notified last).
   kvm.receive({ type: 'start', from: topology.kvm, tag: 0 }, contexts[topology.kvm]!);
-  containers.forEach((c, i) => {
-    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!);
-  });
   let stopped = drain();
   if (stopped !== undefined) return finish(stopped);
+  for (const [i, c] of containers.entries()) {
+    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!);
+    stopped = drain();
+    if (stopped !== undefined) return finish(stopped);
+    if (c.lastAttachRet !== 0) return finish('registration-failed');
+  }
   vcpus.forEach((v, i) => v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!));
   stopped = drain();
   if (stopped !== undefined) return finish(stopped);
