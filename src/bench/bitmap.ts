@@ -14,6 +14,7 @@
 import os from 'node:os';
 import { SharedBitmap } from '../core/shared-bitmap.js';
 import { MappingStore } from '../core/vfio/mapping-store.js';
+import { median } from './median.js';
 
 export interface ScanTiming {
   /** Median nanoseconds per full scan. */
@@ -86,11 +87,6 @@ function nowNs(): number {
   return Number(process.hrtime.bigint());
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >>> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 function tryGc(): boolean {
   const g = (globalThis as { gc?: () => void }).gc;

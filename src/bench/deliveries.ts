@@ -9,6 +9,7 @@ import type { RunConfig, WorkloadName } from '../actors/run-config.js';
 import type { BackingMode } from '../core/guest-memory.js';
 import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import { actorCount, exploreConfig, runCase, type ExploreCase } from '../explore/explore-case.js';
+import { median } from './median.js';
 
 export interface DeliveriesRow {
   readonly workload: WorkloadName;
@@ -51,11 +52,6 @@ export interface DeliveriesBenchResult {
   readonly pct: PctProjection;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 function caseOf(config: RunConfig, seed: number): ExploreCase {
   return { config, strategy: 'random', depth: 2, expectedSteps: 2000, scheduleSeed: seed };

@@ -6,6 +6,7 @@ import type { RunConfig } from '../actors/run-config.js';
 import { MiB } from '../core/units.js';
 import { runThreaded } from '../runtime/threaded-run.js';
 import { runMailboxBench } from './mailbox.js';
+import { median } from './median.js';
 
 export interface E2eRow {
   readonly vcpus: number;
@@ -34,11 +35,6 @@ export interface E2eBenchResult {
   readonly rows: E2eRow[];
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 export async function runE2eBench(options: { conversions?: number; repetitions?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<E2eBenchResult> {
   const conversions = options.conversions ?? 2000;

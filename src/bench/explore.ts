@@ -6,6 +6,7 @@
  */
 import type { WorkloadName } from '../actors/run-config.js';
 import { createExplorePool, explorePool } from '../explore/explore-pool.js';
+import { median } from './median.js';
 
 export interface ExplorePoolRow {
   readonly threads: number;
@@ -26,11 +27,6 @@ export interface ExploreBenchResult {
   readonly speedup: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 export async function runExploreBench(options: { iterations?: number; repetitions?: number; workload?: WorkloadName } = {}): Promise<ExploreBenchResult> {
   const iterations = options.iterations ?? 400;

@@ -26,6 +26,7 @@ import type { SlotReader } from '../transport/mailbox.js';
 import { nodeEndpoint } from '../workers/comlink-endpoint.js';
 import type { BenchWorkerData, ComlinkEcho } from '../workers/mailbox-bench-protocol.js';
 import { workerUrl } from '../workers/worker-url.js';
+import { median } from './median.js';
 
 /** Options for {@link runMailboxBench}. */
 export interface MailboxBenchOptions {
@@ -92,12 +93,6 @@ export interface MailboxBenchResult {
 const STALL_MS = 10_000;
 
 /** Median of a non-empty list. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const hi = s[mid] ?? NaN;
-  return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? NaN) + hi) / 2;
-}
 
 function ratiosOf(rt: RoundTrips): RoundTripRatios {
   return {
