@@ -19,8 +19,13 @@ export class KvmConversionListener implements RamDiscardListener {
   readonly #kvm: KvmMemoryAttributes;
   readonly #memory: GuestMemory;
   readonly #bus: EventBus | undefined;
-  /** First CONVERT_PRIVATE failure since the last `takeError` (discards cannot return errors). */
-  #error: Ret = 0;
+  /**
+   * CONVERT_PRIVATE failures not yet claimed, with the range they were for
+   * (a discard cannot return an error, so the conversion collects it after
+   * its state change). Kept per range so that conversions in flight at once
+   * each get their own.
+   */
+  #errors: Array<{ readonly offset: number; readonly size: number; readonly ret: Ret }> = [];
 
   constructor(kvm: KvmMemoryAttributes, memory: GuestMemory, bus?: EventBus) {
     this.#kvm = kvm;
@@ -47,13 +52,14 @@ export class KvmConversionListener implements RamDiscardListener {
     this.#bus?.emit({ kind: 'kvmSetAttributes', gpa, size, private: true });
     const ret = this.#memory.convertPrivate(offset, size);
     this.#bus?.emit({ kind: 'gmemConvertPrivate', offset, size, ret });
-    if (ret !== 0 && this.#error === 0) this.#error = ret;
+    if (ret !== 0) this.#errors.push({ offset, size, ret });
   }
 
-  /** The first conversion error since the last call, then reset. */
-  takeError(): Ret {
-    const error = this.#error;
-    this.#error = 0;
-    return error;
+  /** The first failure within `[offset, offset + size)`, claiming every failure there; 0 if none. */
+  takeError(offset: number, size: number): Ret {
+    const mine = this.#errors.filter((e) => e.offset < offset + size && e.offset + e.size > offset);
+    if (mine.length === 0) return 0;
+    this.#errors = this.#errors.filter((e) => !mine.includes(e));
+    return mine[0]!.ret;
   }
 }

@@ -76,7 +76,7 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
   if (ctx.mode === 'inplace' && ctx.inplaceOrder === 'priority') {
     // The KVM attribute and guest_memfd conversion happen inside the walk.
     const ret = yield stateChange;
-    const conversionError = ctx.kvmListener?.takeError() ?? 0;
+    const conversionError = ctx.kvmListener?.takeError(offset, size) ?? 0;
     return ret !== 0 ? ret : conversionError;
   }
 
