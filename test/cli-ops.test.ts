@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { INVALID_CASES } from './vectors/invalid-cases.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -67,23 +68,6 @@ describe('convsim ops FILE (built CLI)', () => {
   });
 });
 
-/** The one line each invalid input must produce names the file, and these (op index and field). */
-const INVALID_CASES: Record<string, readonly string[]> = {
-  'bad-json.json': ['invalid JSON'],
-  'unknown-op.json': ['ops[1].op', 'convertAll'],
-  'unknown-field.json': ['ops[0].colour'],
-  'wrong-type.json': ['ops[1].size'],
-  'wrong-type-bool.json': ['ops[0].toDiscard'],
-  'negative.json': ['ops[0].offset'],
-  'fractional.json': ['ops[2].iova'],
-  'unsafe-integer.json': ['ops[0].size'],
-  'missing-field.json': ['ops[1].section'],
-  'unknown-container.json': ['ops[1].container', 'nope'],
-  'section-negative.json': ['ops[1].section.iova'],
-  'config-unknown-field.json': ['config.rollbak'],
-  'config-wrong-enum.json': ['config.inplaceOrder'],
-  'bad-backend.json': ['ops[0].backend'],
-};
 
 function expectUsageError(result: { status: number | null; stdout: string; stderr: string }, needles: readonly string[]): void {
   expect(result.status).toBe(2);

@@ -31,6 +31,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadOpsFile } from '../src/cli/commands/ops.js';
 import { UsageError } from '../src/cli/usage-error.js';
 import { runOps, type OpsOutput } from '../src/ops/run-ops.js';
+import { INVALID_CASES } from './vectors/invalid-cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const vectorsDir = join(here, 'vectors');
@@ -142,26 +143,6 @@ describe('conformance vectors (loadOpsFile + runOps, as `convsim ops`)', () => {
   });
 });
 
-/**
- * Each invalid input, and what its one-line message must name: the op
- * index (`ops[N]`) and the field, where there is one.
- */
-const INVALID_CASES: Record<string, readonly string[]> = {
-  'bad-json.json': ['invalid JSON'],
-  'unknown-op.json': ['ops[1].op', 'convertAll'],
-  'unknown-field.json': ['ops[0].colour'],
-  'wrong-type.json': ['ops[1].size'],
-  'wrong-type-bool.json': ['ops[0].toDiscard'],
-  'negative.json': ['ops[0].offset'],
-  'fractional.json': ['ops[2].iova'],
-  'unsafe-integer.json': ['ops[0].size'],
-  'missing-field.json': ['ops[1].section'],
-  'unknown-container.json': ['ops[1].container', 'nope'],
-  'section-negative.json': ['ops[1].section.iova'],
-  'config-unknown-field.json': ['config.rollbak'],
-  'config-wrong-enum.json': ['config.inplaceOrder'],
-  'bad-backend.json': ['ops[0].backend'],
-};
 
 describe('invalid inputs (test/vectors/invalid): rejected by loadOpsFile with one line', () => {
   it('every file in test/vectors/invalid has an expectation, and every expectation a file', () => {
