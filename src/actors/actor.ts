@@ -36,6 +36,12 @@ export interface ActorLogic {
   gauges?(): Record<string, number>;
   /** Per-phase latency histograms, when the actor records any. */
   profile?(): PhaseHistograms;
+  /**
+   * Work the actor does on its own, between messages (a device's DMA): one
+   * small step per call. The deterministic runtime offers it as a
+   * scheduling point of its own; a worker thread runs it between messages.
+   */
+  background?(ctx: ActorContext): Message | undefined;
   /** vCPUs: the workload has ended (finished, or the VM stopped). */
   readonly done?: boolean;
 }

@@ -16,8 +16,8 @@ const FIELDS: { readonly [T in MessageType]: readonly string[] } = {
   exitDone: ['tag', 'ret'],
   stateChange: ['tag', 'offset', 'size', 'toDiscard'],
   stateChangeDone: ['tag', 'ret'],
-  notifyPopulate: ['tag', 'offset', 'size', 'iova'],
-  notifyDiscard: ['tag', 'offset', 'size', 'iova'],
+  notifyPopulate: ['tag', 'offset', 'size', 'iova', 'replay'],
+  notifyDiscard: ['tag', 'offset', 'size', 'iova', 'replay'],
   notifyDone: ['tag', 'ret'],
   register: ['tag', 'offset', 'size', 'iova', 'priority'],
   unregister: ['tag', 'offset', 'iova'],
@@ -26,10 +26,11 @@ const FIELDS: { readonly [T in MessageType]: readonly string[] } = {
   dmaDone: ['tag', 'outcome'],
   check: ['tag'],
   checkDone: ['tag', 'violations'],
+  deviceAccess: ['tag', 'iova', 'size', 'outcome'],
   start: ['tag'],
 };
 
-const BOOLEAN_FIELDS = new Set(['toPrivate', 'toDiscard', 'write']);
+const BOOLEAN_FIELDS = new Set(['toPrivate', 'toDiscard', 'write', 'replay']);
 
 export const MESSAGE_TYPES = Object.keys(FIELDS) as MessageType[];
 const CODE = new Map<MessageType, number>(MESSAGE_TYPES.map((t, i) => [t, i]));

@@ -22,8 +22,9 @@ export type Message =
   | { type: 'stateChange'; from: number; tag: number; offset: number; size: number; toDiscard: boolean }
   | { type: 'stateChangeDone'; from: number; tag: number; ret: number }
   // RamBlockAttributes owner -> listener (container or, in priority order, the KVM exit handler).
-  | { type: 'notifyPopulate'; from: number; tag: number; offset: number; size: number; iova: number }
-  | { type: 'notifyDiscard'; from: number; tag: number; offset: number; size: number; iova: number }
+  // `replay`: the call is part of a listener's (un)registration, not of a state change.
+  | { type: 'notifyPopulate'; from: number; tag: number; offset: number; size: number; iova: number; replay: boolean }
+  | { type: 'notifyDiscard'; from: number; tag: number; offset: number; size: number; iova: number; replay: boolean }
   | { type: 'notifyDone'; from: number; tag: number; ret: number }
   // Container -> RamBlockAttributes owner: ram_discard_manager_(un)register_listener().
   | { type: 'register'; from: number; tag: number; offset: number; size: number; iova: number; priority: number }
@@ -35,6 +36,9 @@ export type Message =
   // KVM exit handler -> container at a quiescent point: check your mappings.
   | { type: 'check'; from: number; tag: number }
   | { type: 'checkDone'; from: number; tag: number; violations: number }
+  // Never sent: what a device did on its own (`ActorLogic.background`), recorded as a step of the
+  // deterministic runtime's trace. `outcome` indexes DMA_OUTCOMES.
+  | { type: 'deviceAccess'; from: number; tag: number; iova: number; size: number; outcome: number }
   // Host -> any actor: begin (vCPUs start their workload).
   | { type: 'start'; from: number; tag: number };
 

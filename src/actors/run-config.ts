@@ -5,7 +5,10 @@
 import type { BackingMode, GuestMemoryBuffers } from '../core/guest-memory.js';
 import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import type { RollbackPolicy } from '../core/ram-block-attributes.js';
+import { buildLayout, type MachineLayout } from '../core/machine-layout.js';
+import { Prng } from '../core/prng.js';
 import type { VfioBackend } from '../core/vfio/container.js';
+import type { FaultSpec } from '../core/fault-plan.js';
 import type { Topology } from './actor.js';
 
 export type WorkloadName = 'storm' | 'selftest' | 'hotplug' | 'overlap' | 'swiotlb';
@@ -38,6 +41,13 @@ export interface RunConfig {
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';
   readonly variant?: ProtocolVariant;
+  /**
+   * The guest-physical map and each container's VFIO sections (resolved, so
+   * a replay token carries it exactly). Absent: `flat` at `gpaBase`.
+   */
+  readonly layout?: MachineLayout;
+  /** Seeded fault injection (absent: none). */
+  readonly faults?: FaultSpec;
   /** Record per-phase latency histograms (default true; exploration turns it off). */
   readonly profile?: boolean;
   /**
@@ -86,4 +96,11 @@ export interface ActorSetup {
   readonly shared: SharedState;
   /** For containers: which one; for vCPUs: which one. */
   readonly index: number;
+}
+
+/** The run's machine layout: the configured one, or `flat` at `gpaBase`. */
+export function layoutOf(config: RunConfig): MachineLayout {
+  return config.layout ?? buildLayout('flat', {
+    guestMem: config.guestMem, blockSize: config.blockSize, gpaBase: config.gpaBase, containers: config.containers.length,
+  }, new Prng(0));
 }

@@ -3,7 +3,8 @@ import { GuestMemory } from '../core/guest-memory.js';
 import type { StateView } from '../core/invariants.js';
 import { KvmMemoryAttributes } from '../core/kvm-memory-attributes.js';
 import { SharedBitmap } from '../core/shared-bitmap.js';
-import type { ActorSetup, RunConfig, SharedState } from './run-config.js';
+import { physMapOf } from '../core/machine-layout.js';
+import { layoutOf, type ActorSetup, type RunConfig, type SharedState } from './run-config.js';
 
 export interface SharedViews extends StateView {
   readonly kvm: KvmMemoryAttributes;
@@ -26,7 +27,7 @@ export function allocateSharedState(config: RunConfig): SharedState {
 export function sharedViews(setup: ActorSetup): SharedViews {
   const { config, shared } = setup;
   const blocks = blocksOf(config);
-  const kvm = new KvmMemoryAttributes(config.gpaBase, config.guestMem, config.blockSize, new SharedBitmap(blocks, shared.kvmShared));
+  const kvm = new KvmMemoryAttributes(physMapOf(layoutOf(config)), config.guestMem, config.blockSize, new SharedBitmap(blocks, shared.kvmShared));
   return {
     blockSize: config.blockSize,
     regionSize: config.guestMem,

@@ -90,7 +90,6 @@ export class ConfidentialVm {
       this.rba.registerListener(this.kvmListener, this.wholeRegion());
     }
     this.#conversion = {
-      gpaBase: config.gpaBase,
       regionSize: config.regionSize,
       pageSize: config.blockSize,
       mode: config.mode,

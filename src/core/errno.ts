@@ -4,7 +4,9 @@
  */
 export const EPERM = 1;
 export const ENOENT = 2;
+export const EIO = 5;
 export const EAGAIN = 11;
+export const ENOMEM = 12;
 export const EACCES = 13;
 export const EFAULT = 14;
 export const EBUSY = 16;
@@ -18,7 +20,9 @@ export type Ret = number;
 const NAMES: Readonly<Record<number, string>> = {
   [EPERM]: 'EPERM',
   [ENOENT]: 'ENOENT',
+  [EIO]: 'EIO',
   [EAGAIN]: 'EAGAIN',
+  [ENOMEM]: 'ENOMEM',
   [EACCES]: 'EACCES',
   [EFAULT]: 'EFAULT',
   [EBUSY]: 'EBUSY',

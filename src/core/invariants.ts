@@ -30,11 +30,15 @@ export const INVARIANTS = [
   'rollback',
   'validity',
   'data-integrity',
+  'incomplete-conversion',
 ] as const;
 
 /**
- * Spec section 9 names, plus `validity` (8) and `data-integrity` (a
- * workload's pattern check failed, as in Linux's private_mem_conversions_test).
+ * Spec section 9 names, plus `validity` (8), `data-integrity` (a
+ * workload's pattern check failed, as in Linux's private_mem_conversions_test)
+ * and `incomplete-conversion` (a conversion returned 0 to the guest but KVM's
+ * attributes do not cover the range it asked for: agreement (3) against the
+ * guest's request).
  */
 export type InvariantName = (typeof INVARIANTS)[number];
 
@@ -195,7 +199,8 @@ export function checkMapAfterConvertShared(view: StateView, container: string, i
 /**
  * No mapped-but-private block (spec 9, "notifying listeners before updating
  * the bitmap"): a map is only ever made for blocks the RamBlockAttributes
- * bitmap already holds shared, because the bitmap is written before
+ * bitmap and KVM's memory attributes already hold shared (KVM's are set
+ * before the state change, and cleared before it on the way to private), because the bitmap is written before
  * listeners hear of a change and a registration replays only shared runs.
  * Checked at each map attempt. (With conversions interleaving, `--in-flight`
  * above 1, a concurrent opposite conversion can also trip it: that is the
@@ -207,10 +212,11 @@ export function checkMapOfSharedBlock(view: StateView, container: string, iova: 
   if (hostOffset + size > regionSize) return;
   const first = Math.floor(hostOffset / blockSize);
   const count = Math.ceil((hostOffset + size) / blockSize) - first;
-  if (!view.bitmap.isRangeSet(first, count)) {
+  const holder = !view.bitmap.isRangeSet(first, count) ? 'the bitmap' : !view.kvmShared.isRangeSet(first, count) ? "KVM's memory attributes" : undefined;
+  if (holder !== undefined) {
     found.push({
       invariant: 'stale-mapping',
-      message: `${container} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) while the bitmap holds it private`,
+      message: `${container} maps ${hex(iova)}+${formatSize(size)} (offset ${hex(hostOffset)}) while ${holder} hold${holder === 'the bitmap' ? 's' : ''} it private`,
       container, iova, size, offset: hostOffset,
     });
   }
@@ -230,6 +236,28 @@ export function checkUnmappedBeforeConvertPrivate(view: StateView, offset: numbe
     invariant: 'inplace-order',
     message: `CONVERT_PRIVATE of ${hex(offset)}+${formatSize(size)} while a page of it is still mapped (pinned) for DMA`,
     offset, size,
+  });
+  return true;
+}
+
+/**
+ * No stale mapping (1), at the instant it matters: when QEMU frees the
+ * shared page of a block (`ram_block_discard_range`, legacy, converting to
+ * private), no container maps it any more. Mappings pin their pages, so a
+ * page still pinned is a page a device can still reach after it is freed
+ * and reused. Returns true when violated.
+ */
+export function checkFreedPageUnmapped(view: StateView, offset: number, size: number, found: Violation[]): boolean {
+  const { blockSize } = view;
+  const first = Math.floor(offset / blockSize);
+  const count = Math.min(Math.ceil((offset + size) / blockSize), view.memory.blocks) - first;
+  if (count <= 0 || !view.memory.pins.anyNonZero(first, count)) return false;
+  let at = first;
+  while (view.memory.pins.get(at) === 0) at++;
+  found.push({
+    invariant: 'stale-mapping',
+    message: `shared page at offset ${hex(at * blockSize)} freed (ram_block_discard_range of ${hex(offset)}+${formatSize(size)}) while a container still maps it`,
+    offset: at * blockSize, size: blockSize,
   });
   return true;
 }

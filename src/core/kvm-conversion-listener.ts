@@ -36,8 +36,8 @@ export class KvmConversionListener implements RamDiscardListener {
   /** To shared: KVM attribute, then guest_memfd CONVERT_SHARED. */
   notifyPopulate(section: MemoryRegionSection): Ret {
     const { offsetWithinRegion: offset, size } = section;
-    const gpa = this.#kvm.gpaBase + offset;
-    this.#kvm.set(gpa, size, false);
+    const gpa = this.#kvm.physMap.gpaOf(offset) ?? offset;
+    this.#kvm.setOffsets(offset, size, false);
     this.#bus?.emit({ kind: 'kvmSetAttributes', gpa, size, private: false });
     const ret = this.#memory.convertShared(offset, size);
     this.#bus?.emit({ kind: 'gmemConvertShared', offset, size, ret });
@@ -47,8 +47,8 @@ export class KvmConversionListener implements RamDiscardListener {
   /** To private: KVM attribute, then guest_memfd CONVERT_PRIVATE (-EAGAIN while pinned). */
   notifyDiscard(section: MemoryRegionSection): void {
     const { offsetWithinRegion: offset, size } = section;
-    const gpa = this.#kvm.gpaBase + offset;
-    this.#kvm.set(gpa, size, true);
+    const gpa = this.#kvm.physMap.gpaOf(offset) ?? offset;
+    this.#kvm.setOffsets(offset, size, true);
     this.#bus?.emit({ kind: 'kvmSetAttributes', gpa, size, private: true });
     const ret = this.#memory.convertPrivate(offset, size);
     this.#bus?.emit({ kind: 'gmemConvertPrivate', offset, size, ret });

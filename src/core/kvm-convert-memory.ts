@@ -24,7 +24,6 @@ export const INPLACE_ORDERS: readonly InplaceOrder[] = ['v6', 'priority', 'expli
 
 /** Everything `kvm_convert_memory` touches. */
 export interface ConversionContext {
-  readonly gpaBase: number;
   readonly regionSize: number;
   /** `qemu_real_host_page_size()`. */
   readonly pageSize: number;
@@ -63,14 +62,15 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
   // -EPERM (-1) so the two are told apart, as the spec names the first -EINVAL.
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
-  // memory_region_find(): the model has one guest_memfd region; nothing else is RAM.
-  const regionEnd = ctx.gpaBase + ctx.regionSize;
-  if (start + size <= ctx.gpaBase || start >= regionEnd) {
+  // memory_region_find(): the model has one guest_memfd RAMBlock, shown by the sections of
+  // the guest-physical map; nothing else is RAM.
+  const found = ctx.kvm.physMap.find(start, size);
+  if (found === undefined) {
     // Converting unassigned memory to shared is ignored (emulated MMIO); to private is an error.
     return toPrivate ? -EPERM : 0;
   }
   // QEMU derives the offset from the section found but keeps the caller's size.
-  const offset = Math.max(start, ctx.gpaBase) - ctx.gpaBase;
+  const offset = found.offset;
   const stateChange: StateChangeCall = { kind: 'stateChange', offset, size, toDiscard: toPrivate };
 
   if (ctx.mode === 'inplace' && ctx.inplaceOrder === 'priority') {

@@ -50,6 +50,8 @@ function describe(message: Message, to: string): { text: string; fn: string } {
       return { text: 'quiescent point: check mappings against the bitmap', fn: 'invariant check' };
     case 'checkDone':
       return { text: `check found ${message.violations} violation(s)`, fn: 'invariant check' };
+    case 'deviceAccess':
+      return { text: `device reads ${hex(message.iova)}+${formatSize(message.size)} on its own: ${DMA_OUTCOMES[message.outcome] ?? message.outcome}`, fn: 'device DMA through the IOMMU' };
     case 'start':
       return { text: 'start', fn: 'vCPU start' };
     default: {

@@ -10,7 +10,7 @@ import { releaseProxy, wrap, type Remote } from 'comlink';
 import type { ActorRole } from '../actors/actor.js';
 import { makeTopology } from '../actors/actor.js';
 import { actorName } from '../actors/create-actor.js';
-import type { RunConfig } from '../actors/run-config.js';
+import { layoutOf, type RunConfig } from '../actors/run-config.js';
 import { allocateSharedState } from '../actors/shared-views.js';
 import type { Violation } from '../core/invariants.js';
 import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
@@ -158,9 +158,12 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const watchdog = startWatchdog(spawned, status, mailboxes, () => vcpusDone, fail);
     try {
       await race(aborted, kvm.remote.kick());
-      for (const c of containers) {
-        const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
-        if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
+      const layout = layoutOf(config);
+      for (const [i, c] of containers.entries()) {
+        for (const section of layout.vfio[i] ?? []) {
+          const ret = await race(aborted, c.remote.attach(section));
+          if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
+        }
       }
       const progress = options.onProgress === undefined ? undefined : setInterval(() => {
         void gauges(false).then((g) => options.onProgress?.(
@@ -213,12 +216,17 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
 /** Device hot-plug while conversions run: detach and re-attach containers in turn. */
 async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () => boolean, aborted: Promise<never>): Promise<void> {
   let turn = 0;
+  const layout = layoutOf(config);
   while (!done()) {
-    const c = containers[turn++ % containers.length]!;
-    await race(aborted, c.remote.detach());
+    const which = turn++ % containers.length;
+    const c = containers[which]!;
+    const sections = layout.vfio[which] ?? [];
+    for (let k = 0; k < sections.length; k++) await race(aborted, c.remote.detach());
     await new Promise((resolve) => setTimeout(resolve, 5));
-    const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
-    if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${ret}`);
+    for (const section of sections) {
+      const ret = await race(aborted, c.remote.attach(section));
+      if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${ret}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

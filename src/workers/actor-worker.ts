@@ -253,7 +253,11 @@ class ActorHost {
       this.#deliver(decodeMessage(slot, offset), tracing ? slot[offset + FLOW_WORD]! : 0);
     };
     let sinceYield = 0;
+    const background = this.#logic!.background?.bind(this.#logic);
     while (this.#running) {
+      // A device's DMA, between any two messages: on this thread, so it sees the container's
+      // mapping table between two IOMMU operations, as a device sees the IOMMU's.
+      background?.(this.#ctx!);
       let got = false;
       for (let i = 0; i < SPIN_POLLS && !got; i++) got = inbox.tryReceiveWith(read);
       if (got) {

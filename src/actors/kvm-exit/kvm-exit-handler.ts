@@ -15,7 +15,7 @@
  */
 import { retName } from '../../core/errno.js';
 import { EventBus } from '../../core/events.js';
-import { checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } from '../../core/invariants.js';
+import { checkFreedPageUnmapped, checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } from '../../core/invariants.js';
 import { KvmConversionListener } from '../../core/kvm-conversion-listener.js';
 import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert-memory.js';
 import { formatSize } from '../../core/units.js';
@@ -51,6 +51,7 @@ export class KvmExitHandler implements ActorLogic {
     conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0,
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
     conversions4K: 0, conversions2M: 0, conversionsOther: 0,
+    'checked:inplace-order': 0, 'checked:stale-mapping': 0, 'checked:disagreement': 0,
   };
 
   constructor(setup: ActorSetup, admission?: ConversionAdmission) {
@@ -62,7 +63,6 @@ export class KvmExitHandler implements ActorLogic {
     const priority = config.mode === 'inplace' && config.order === 'priority';
     this.#kvmListener = priority ? new KvmConversionListener(this.#views.kvm, this.#views.memory, this.#bus) : undefined;
     this.#conversion = {
-      gpaBase: config.gpaBase,
       regionSize: config.guestMem,
       pageSize: config.blockSize,
       mode: config.mode,
@@ -74,8 +74,15 @@ export class KvmExitHandler implements ActorLogic {
     };
     this.#admission = admission ?? new PQueueAdmission(config.inFlight);
     // In-place order (6), to private: checked at every CONVERT_PRIVATE, from the shared pin counts.
+    // No stale mapping (1), when a shared page is freed: no container may still map (pin) it.
     this.#bus.subscribe((event) => {
-      if (event.kind === 'gmemConvertPrivate') checkUnmappedBeforeConvertPrivate(this.#views, event.offset, event.size, this.#found);
+      if (event.kind === 'gmemConvertPrivate') {
+        this.#counters['checked:inplace-order']++;
+        checkUnmappedBeforeConvertPrivate(this.#views, event.offset, event.size, this.#found);
+      } else if (event.kind === 'discardShared') {
+        this.#counters['checked:stale-mapping']++;
+        checkFreedPageUnmapped(this.#views, event.offset, event.size, this.#found);
+      }
     });
   }
 
@@ -195,6 +202,7 @@ export class KvmExitHandler implements ActorLogic {
       this.#counters.quiescentChecks++;
       let found = 0;
       if (this.#stopReason === undefined) {
+        this.#counters['checked:disagreement']++;
         const before = this.#found.length;
         checkKvmAgreement(this.#views.kvmShared, this.#views.bitmap, this.#found);
         found += this.#found.length - before;

@@ -178,7 +178,8 @@ export class RamBlockAttributesOwner implements ActorLogic {
     const { offsetWithinRegion: offset, size, offsetWithinAddressSpace: iova } = call.section;
     if (call.kind === 'populate') this.#counters.notifyPopulate++;
     else this.#counters.notifyDiscard++;
-    ctx.send(listener.actor, { type: call.kind === 'populate' ? 'notifyPopulate' : 'notifyDiscard', from: ctx.self, tag, offset, size, iova });
+    const replay = job.reply === 'registerDone';
+    ctx.send(listener.actor, { type: call.kind === 'populate' ? 'notifyPopulate' : 'notifyDiscard', from: ctx.self, tag, offset, size, iova, replay });
   }
 
   gauges(): Record<string, number> {

@@ -4,15 +4,22 @@
  * the guest code of a selftest.
  */
 
+/**
+ * Addresses: a workload sees its RAM as one array starting at `gpaBase`
+ * (`gpa` = `gpaBase` + RAMBlock offset); the vCPU turns that into the
+ * guest-physical addresses of the machine's layout. `owned`: no other vCPU
+ * converts any page of the range while this action runs, so the result can
+ * be checked against the request.
+ */
 export type GuestAction =
   /** TDG.VP.VMCALL<MapGPA> / KVM_HC_MAP_GPA_RANGE: convert a range; KVM exits once per 2 MiB chunk. */
-  | { readonly kind: 'mapGpa'; readonly gpa: number; readonly size: number; readonly toPrivate: boolean }
+  | { readonly kind: 'mapGpa'; readonly gpa: number; readonly size: number; readonly toPrivate: boolean; readonly owned?: boolean }
   /**
    * Touch every page of a range as private or shared memory. A page whose
    * KVM attribute does not match exits with KVM_EXIT_MEMORY_FAULT and is
    * converted first. Optionally writes a pattern.
    */
-  | { readonly kind: 'access'; readonly gpa: number; readonly size: number; readonly private: boolean; readonly write?: number }
+  | { readonly kind: 'access'; readonly gpa: number; readonly size: number; readonly private: boolean; readonly write?: number; readonly owned?: boolean }
   /** Ask the device behind container `container` to DMA into a buffer (identity IOVA = GPA). */
   | { readonly kind: 'dma'; readonly container: number; readonly gpa: number; readonly size: number; readonly pattern: number }
   /** The host side writes the shared view (QEMU or the selftest's host thread). */

@@ -9,7 +9,9 @@ import { KiB } from '../../core/units.js';
 import type { ActorContext, ActorLogic, Topology } from '../actor.js';
 import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
 import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../protocol.js';
-import type { ActorSetup, RunConfig } from '../run-config.js';
+import type { GuestPhysMap } from '../../core/guest-phys-map.js';
+import { physMapOf, type MachineLayout } from '../../core/machine-layout.js';
+import { layoutOf, type ActorSetup, type RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
 import { mapGpaChunks, workload } from './workloads.js';
@@ -18,8 +20,8 @@ const PAGE = 4 * KiB;
 
 /** What the vCPU is blocked on. */
 type Blocked =
-  | { kind: 'mapGpa'; chunks: Array<[number, number]>; toPrivate: boolean; exits: number }
-  | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number }
+  | { kind: 'mapGpa'; chunks: Array<[number, number]>; toPrivate: boolean; exits: number; action: Extract<GuestAction, { kind: 'mapGpa' }> }
+  | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number; faulted?: number }
   | { kind: 'dma' };
 
 export class Vcpu implements ActorLogic {
@@ -28,6 +30,9 @@ export class Vcpu implements ActorLogic {
   readonly #topology: Topology;
   readonly #views: SharedViews;
   readonly #index: number;
+  readonly #layout: MachineLayout;
+  /** Where each RAMBlock byte is in guest-physical space: workloads address the RAMBlock linearly. */
+  readonly #physMap: GuestPhysMap;
   #workload: Workload | undefined;
   #blocked: Blocked | undefined;
   #done = false;
@@ -40,7 +45,7 @@ export class Vcpu implements ActorLogic {
   #action = 0;
   readonly #skip: ReadonlySet<number>;
   readonly #found: Violation[] = [];
-  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
+  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, conversionChecks: 0, vmStopped: 0 };
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -48,6 +53,8 @@ export class Vcpu implements ActorLogic {
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
     this.#index = setup.index;
+    this.#layout = layoutOf(setup.config);
+    this.#physMap = physMapOf(this.#layout);
     this.#skip = new Set(setup.config.skipActions?.[setup.index] ?? []);
   }
 
@@ -106,23 +113,30 @@ export class Vcpu implements ActorLogic {
     if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
-        const chunks = mapGpaChunks(action.gpa, action.size);
-        this.#blocked = { kind: 'mapGpa', chunks, toPrivate: action.toPrivate, exits: 0 };
+        // The guest converts the GPA ranges that show the RAMBlock range (two MapGPAs when it
+        // crosses from ram-below-4g to ram-above-4g).
+        const chunks = this.#physMap.gpaPieces(action.gpa - this.#config.gpaBase, action.size).flatMap(([gpa, size]) => mapGpaChunks(gpa, size));
+        if (chunks.length === 0) return { ret: 0, exits: 0 };
+        this.#blocked = { kind: 'mapGpa', chunks, toPrivate: action.toPrivate, exits: 0, action };
         this.#sendMapGpaChunk(ctx);
         return undefined;
       }
       case 'access':
         this.#counters.accesses++;
         return this.#access({ kind: 'access', action, next: action.gpa, exits: 0 }, ctx);
-      case 'dma':
+      case 'dma': {
         this.#counters.dmaRequests++;
+        const iova = this.#iovaOf(action.container, action.gpa - this.#config.gpaBase, action.size);
+        // Not inside one section the container registered: the driver has no IOVA for it.
+        if (iova === undefined) return { ret: 0, exits: 0, outcome: 'fault' };
         this.#blocked = { kind: 'dma' };
         this.#sentAt = ctx.now();
         this.#sentSize = action.size;
         ctx.send(this.#topology.containers[action.container]!, {
-          type: 'dmaRequest', from: ctx.self, tag: ++this.#tag, iova: action.gpa, size: action.size, pattern: action.pattern, write: true,
+          type: 'dmaRequest', from: ctx.self, tag: ++this.#tag, iova, size: action.size, pattern: action.pattern, write: true,
         });
         return undefined;
+      }
       case 'hostWrite':
         this.#views.memory.writeShared(action.gpa - this.#config.gpaBase, action.size, action.pattern);
         return { ret: 0, exits: 0 };
@@ -134,6 +148,12 @@ export class Vcpu implements ActorLogic {
         throw new Error(`unknown action ${JSON.stringify(unreachable)}`);
       }
     }
+  }
+
+  /** The IOVA at which container `container` maps RAMBlock bytes `[offset, offset + size)`, if one section holds them. */
+  #iovaOf(container: number, offset: number, size: number): number | undefined {
+    const section = this.#layout.vfio[container]?.find((s) => offset >= s.offset && offset + size <= s.offset + s.size);
+    return section === undefined ? undefined : offset - section.offset + section.iova;
   }
 
   #sendMapGpaChunk(ctx: ActorContext): void {
@@ -169,6 +189,7 @@ export class Vcpu implements ActorLogic {
         return;
       }
       this.#blocked = undefined;
+      if (blocked.action.owned === true) this.#checkConverted(blocked.action.gpa, blocked.action.size, blocked.action.toPrivate);
       this.#resume({ ret: 0, exits: blocked.exits }, ctx);
       return;
     }
@@ -188,8 +209,13 @@ export class Vcpu implements ActorLogic {
     for (; state.next < action.gpa + action.size; state.next += PAGE) {
       const block = (state.next - base) / this.#config.blockSize;
       if (kvm.test(block) === action.private) {
+        if (state.faulted === state.next && action.owned === true) {
+          // The memory-fault conversion of this page returned 0, and no other vCPU converts it.
+          this.#reportIncomplete(state.next, PAGE, action.private);
+        }
+        state.faulted = state.next;
         this.#blocked = state;
-        this.#exit(EXIT_MEMORY_FAULT, state.next, PAGE, action.private, ctx);
+        this.#exit(EXIT_MEMORY_FAULT, this.#physMap.gpaOf(state.next - base) ?? state.next, PAGE, action.private, ctx);
         return undefined;
       }
       if (action.write !== undefined) {
@@ -200,6 +226,33 @@ export class Vcpu implements ActorLogic {
     }
     this.#blocked = undefined;
     return { ret: 0, exits: state.exits };
+  }
+
+  /**
+   * Agreement with the guest's request (spec 9.3): a conversion that
+   * returned 0 to the guest left KVM's attributes (and guest_memfd, in
+   * place) in the requested state over the *whole* range the guest asked
+   * for. Checked only for ranges the workload says this vCPU owns, where no
+   * other vCPU may legitimately change them meanwhile.
+   */
+  #checkConverted(linear: number, size: number, toPrivate: boolean): void {
+    this.#counters.conversionChecks++;
+    const first = (linear - this.#config.gpaBase) / this.#config.blockSize;
+    const count = size / this.#config.blockSize;
+    const want = (bitmap: { isRangeSet(f: number, n: number): boolean; isRangeClear(f: number, n: number): boolean }): boolean =>
+      toPrivate ? bitmap.isRangeClear(first, count) : bitmap.isRangeSet(first, count);
+    if (!want(this.#views.kvmShared) || (this.#config.mode === 'inplace' && !want(this.#views.memory.gmemShared))) {
+      this.#reportIncomplete(linear, size, toPrivate);
+    }
+  }
+
+  #reportIncomplete(linear: number, size: number, toPrivate: boolean): void {
+    const offset = linear - this.#config.gpaBase;
+    this.#found.push({
+      invariant: 'incomplete-conversion',
+      message: `vcpu${this.#index}: conversion of offset 0x${offset.toString(16)}+${size / 1024} KiB to ${toPrivate ? 'private' : 'shared'} returned 0, but KVM attributes${this.#config.mode === 'inplace' ? ' or guest_memfd' : ''} are not all ${toPrivate ? 'private' : 'shared'} there`,
+      offset, size,
+    });
   }
 
   #check(action: Extract<GuestAction, { kind: 'check' }>): void {

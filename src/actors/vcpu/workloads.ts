@@ -69,11 +69,11 @@ export function* storm(ctx: WorkloadContext): Workload {
       const size = (1 + randomInt(ctx, Math.min(16, ownSize / PAGE))) * PAGE;
       const gpa = ownBase + randomInt(ctx, (ownSize - size) / PAGE + 1) * PAGE;
       const pattern = 1 + randomInt(ctx, 254);
-      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: false })).ret !== 0) return;
+      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: false, owned: true })).ret !== 0) return;
       const dma = yield* run({ kind: 'dma', container: randomInt(ctx, ctx.containers), gpa, size, pattern });
       if (dma.ret !== 0) return;
       if (dma.outcome === 'ok') yield* run({ kind: 'check', gpa, size, view: 'shared', expect: pattern, what: 'device write through the IOMMU' });
-      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: true })).ret !== 0) return;
+      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: true, owned: true })).ret !== 0) return;
     }
   }
 }
@@ -114,8 +114,8 @@ export function* selftest(ctx: WorkloadContext): Workload {
     return r.ret === 0;
   };
   // Memory starts shared for the selftest: convert the chunk, fill it with the init pattern.
-  if (!ok(yield { kind: 'mapGpa', gpa: base, size: chunkSize, toPrivate: false })) return;
-  if (!ok(yield { kind: 'access', gpa: base, size: chunkSize, private: false, write: 0xaa })) return;
+  if (!ok(yield { kind: 'mapGpa', gpa: base, size: chunkSize, toPrivate: false, owned: true })) return;
+  if (!ok(yield { kind: 'access', gpa: base, size: chunkSize, private: false, write: 0xaa, owned: true })) return;
   let round = 0;
   while (true) {
     for (const [offset, size] of SELFTEST_CASES) {
@@ -125,10 +125,10 @@ export function* selftest(ctx: WorkloadContext): Workload {
       const p3 = 0x30 + (round % 16);
       const p4 = 0x40 + (round % 16);
       yield { kind: 'hostWrite', gpa: base, size: chunkSize, pattern: 0xcc };
-      if (!ok(yield { kind: 'access', gpa, size, private: false, write: p1 })) return;
+      if (!ok(yield { kind: 'access', gpa, size, private: false, write: p1, owned: true })) return;
       yield { kind: 'check', gpa, size, view: 'shared', expect: p1, what: 'guest shared write seen by the host' };
-      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: true })) return;
-      if (!ok(yield { kind: 'access', gpa, size, private: true, write: p2 })) return;
+      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: true, owned: true })) return;
+      if (!ok(yield { kind: 'access', gpa, size, private: true, write: p2, owned: true })) return;
       if (!inplace) {
         // QEMU discarded the shared page on the conversion: the host now reads zeroes.
         yield { kind: 'check', gpa, size, view: 'shared', expect: 0, what: 'shared view after conversion to private (page discarded)' };
@@ -139,18 +139,18 @@ export function* selftest(ctx: WorkloadContext): Workload {
       yield { kind: 'check', gpa, size, view: 'private', expect: p2, what: 'guest private write' };
       // Odd pages back to shared.
       for (let page = gpa + PAGE; page < gpa + size; page += 2 * PAGE) {
-        if (!ok(yield { kind: 'mapGpa', gpa: page, size: PAGE, toPrivate: false })) return;
+        if (!ok(yield { kind: 'mapGpa', gpa: page, size: PAGE, toPrivate: false, owned: true })) return;
         yield { kind: 'check', gpa: page, size: PAGE, view: 'shared', expect: inplace ? p2 : 0, what: 'page converted back to shared' };
         yield { kind: 'hostWrite', gpa: page, size: PAGE, pattern: p3 };
       }
       // Everything shared again.
-      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: false })) return;
+      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: false, owned: true })) return;
       for (let page = gpa; page < gpa + size; page += PAGE) {
         const odd = (page - gpa) / PAGE % 2 === 1;
         yield { kind: 'check', gpa: page, size: PAGE, view: 'shared', expect: odd ? p3 : (inplace ? p2 : 0), what: 'guest reads shared memory after full conversion' };
       }
       yield { kind: 'hostWrite', gpa, size, pattern: p4 };
-      if (!ok(yield { kind: 'access', gpa, size, private: false })) return;
+      if (!ok(yield { kind: 'access', gpa, size, private: false, owned: true })) return;
       yield { kind: 'check', gpa, size, view: 'shared', expect: p4, what: 'host write seen by the guest' };
       if (conversions >= ctx.budget) return;
     }
@@ -187,7 +187,7 @@ export function* swiotlb(ctx: WorkloadContext): Workload {
   const base = ctx.gpaBase + ctx.vcpu * pool;
   let conversions = 0;
   for (let at = base; at < base + pool && conversions < ctx.budget; at += CHUNK) {
-    const result = yield { kind: 'mapGpa', gpa: at, size: CHUNK, toPrivate: false };
+    const result = yield { kind: 'mapGpa', gpa: at, size: CHUNK, toPrivate: false, owned: true };
     conversions += result.exits;
     if (result.ret !== 0) return;
   }

@@ -5,6 +5,8 @@
  * container that performs DMA concurrently with conversions.
  */
 import { ENOSPC } from '../../core/errno.js';
+import { FaultPlan } from '../../core/fault-plan.js';
+import type { VfioSectionSpec } from '../../core/machine-layout.js';
 import { EventBus } from '../../core/events.js';
 import {
   accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkMapOfSharedBlock, checkPartialUnmaps, checkSectionAgreement,
@@ -20,7 +22,7 @@ import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { DMA_OUTCOMES, type Message } from '../protocol.js';
 import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
-import type { ActorSetup, RunConfig } from '../run-config.js';
+import { layoutOf, type ActorSetup, type RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 
 export class VfioContainerActor implements ActorLogic {
@@ -39,7 +41,17 @@ export class VfioContainerActor implements ActorLogic {
   /** The VFIO listener's granularity: the manager's block size, unless a variant says coarser. */
   readonly #granularity: number;
   #mapsLeftBeforeFailure = Infinity;
-  readonly #counters = { notifyPopulate: 0, notifyDiscard: 0, dmaAccesses: 0, dmaOk: 0, dmaFault: 0, dmaToPrivate: 0, dmaToStale: 0, checks: 0 };
+  /** The listener call being handled is part of a (un)registration replay. */
+  #replaying = false;
+  readonly #faults: FaultPlan;
+  /** The sections this container registers (`vfio_listener_region_add`, one listener each). */
+  readonly sections: readonly VfioSectionSpec[];
+  readonly #counters = {
+    notifyPopulate: 0, notifyDiscard: 0, dmaAccesses: 0, dmaOk: 0, dmaFault: 0, dmaToPrivate: 0, dmaToStale: 0, checks: 0,
+    deviceAccesses: 0, deviceOk: 0, deviceFault: 0, deviceSharedPageOfPrivateBlock: 0, deviceToPrivate: 0, deviceToStale: 0,
+    'checked:stale-mapping': 0, 'checked:dma-to-stale': 0, 'checked:dma-to-private': 0, 'checked:inplace-order': 0,
+    'checked:partial-unmap': 0, 'checked:disagreement': 0, 'checked:entry-limit': 0,
+  };
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -52,16 +64,30 @@ export class VfioContainerActor implements ActorLogic {
       ? new Type1Container(id, this.#views.memory, spec.dmaEntryLimit, this.#bus)
       : new IommufdContainer(id, this.#views.memory, this.#bus);
     this.#granularity = setup.config.variant?.vfioGranularity ?? setup.config.blockSize;
+    this.sections = layoutOf(setup.config).vfio[setup.index] ?? [];
+    this.#faults = new FaultPlan(setup.config.faults, setup.config.seed, 1 + setup.index);
+    this.container.injectFaults(this.#faults);
     const failMaps = setup.config.variant?.failMaps;
     if (failMaps !== undefined && failMaps.container === setup.index) this.#mapsLeftBeforeFailure = failMaps.afterMaps;
+    const replayView = { ...this.#views, kvmShared: this.#views.bitmap };
     // Checked at every map attempt: in-place order (6, to shared) against guest_memfd's state, and
     // that the block is shared in the bitmap the map is for (a mapped-but-private block, spec 9).
     this.#bus.subscribe((event) => {
       // Whole-mapping unmaps (5): checked right after each unmap, from the cuts the container recorded.
-      if (event.kind === 'dmaUnmap') this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);
+      if (event.kind === 'dmaUnmap') {
+        this.#counters['checked:partial-unmap']++;
+        this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);
+      }
       if (event.kind !== 'dmaMapAttempt') return;
+      this.#counters['checked:inplace-order']++;
+      this.#counters['checked:stale-mapping']++;
       checkMapAfterConvertShared(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
-      checkMapOfSharedBlock(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
+      // A registration replays what the bitmap holds shared; a block a conversion to private has
+      // made private in KVM but not yet in the bitmap is replayed too, and that conversion's
+      // discard unmaps it again (checked when the page is freed). State changes map only what
+      // KVM holds shared already.
+      checkMapOfSharedBlock(this.#replaying ? replayView : this.#views,
+        event.container, event.iova, event.size, event.hostOffset, this.#found);
       if (failMaps !== undefined && this.#mapsLeftBeforeFailure-- === 0) this.container.failNextMaps(Infinity, failMaps.errno);
     });
   }
@@ -95,6 +121,11 @@ export class VfioContainerActor implements ActorLogic {
     return this.#pending.size > 0;
   }
 
+  /** Registered sections (listeners) now. */
+  get listenerCount(): number {
+    return this.#listeners.length;
+  }
+
   /** `vfio_ram_discard_unregister_listener` for the newest section. */
   detach(ctx: ActorContext): Promise<number> {
     const listener = this.#listeners.shift();
@@ -114,6 +145,7 @@ export class VfioContainerActor implements ActorLogic {
         const listener = new VfioRamDiscardListener(this.container, section, this.#granularity);
         let ret = 0;
         const started = ctx.now();
+        this.#replaying = message.replay;
         if (message.type === 'notifyPopulate') {
           this.#counters.notifyPopulate++;
           ret = listener.notifyPopulate(section);
@@ -152,12 +184,58 @@ export class VfioContainerActor implements ActorLogic {
   }
 
   /**
+   * The device behind the container, between any two steps of anything:
+   * one DMA read of a block at an IOVA it has mapped now (seven times in
+   * eight the first mapping at or after a random IOVA of a registered
+   * section; else that random IOVA, mapped or not). Reaching a page freed
+   * since it was mapped (`dma-to-stale`) is a violation in both modes; in
+   * place, reaching a page guest_memfd holds private (`dma-to-private`) is
+   * too. In legacy mode a mapping points at the *shared* backing page,
+   * which stays allocated until QEMU discards it: a read while KVM already
+   * holds the block private reaches that shared page, not private memory,
+   * and is counted apart, not reported (the freed page is what matters).
+   */
+  background(ctx: ActorContext): Message | undefined {
+    const listeners = this.#listeners;
+    if (listeners.length === 0) return undefined;
+    const section = listeners[Math.floor(ctx.random() * listeners.length)]!.section;
+    const blockSize = this.#config.blockSize;
+    const blocks = section.size / blockSize;
+    let iova = section.offsetWithinAddressSpace + Math.floor(ctx.random() * blocks) * blockSize;
+    if (ctx.random() < 0.875) {
+      const end = section.offsetWithinAddressSpace + section.size;
+      let mapped: number | undefined;
+      this.container.mappings.forEachIntersecting(iova, end - iova, (mIova) => {
+        mapped = Math.max(mIova, iova);
+        return false;
+      });
+      if (mapped !== undefined) iova = mapped;
+    }
+    const outcome = this.container.deviceAccess(iova, blockSize);
+    const c = this.#counters;
+    c.deviceAccesses++;
+    c['checked:dma-to-stale']++;
+    if (outcome === 'ok') c.deviceOk++;
+    else if (outcome === 'fault') c.deviceFault++;
+    else if (outcome === 'dma-to-stale') c.deviceToStale++;
+    else if (this.#config.mode === 'legacy') c.deviceSharedPageOfPrivateBlock++;
+    else c.deviceToPrivate++;
+    if (this.#config.mode === 'inplace') c['checked:dma-to-private']++;
+    const violation = outcome === 'dma-to-private' && this.#config.mode === 'legacy' ? undefined : accessViolation(this.container.id, iova, blockSize, outcome);
+    if (violation !== undefined) this.#found.push({ ...violation, message: `${violation.message} (device DMA on its own)` });
+    return { type: 'deviceAccess', from: ctx.self, tag: 0, iova, size: blockSize, outcome: DMA_OUTCOMES.indexOf(outcome) };
+  }
+
+  /**
    * Invariants this container can check from its own table and the shared
    * bitmaps, valid when no conversion is in flight. Returns how many were found.
    */
   quiescentCheck(): number {
     const before = this.#found.length;
     this.#counters.checks++;
+    this.#counters['checked:stale-mapping']++;
+    this.#counters['checked:entry-limit']++;
+    this.#counters['checked:disagreement'] += this.#listeners.length;
     checkStaleMappings(this.container, this.#views, this.#found);
     checkEntryLimit(this.container, this.#found);
     this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);

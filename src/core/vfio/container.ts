@@ -6,6 +6,7 @@
  */
 import { EINVAL, type Ret } from '../errno.js';
 import type { EventBus } from '../events.js';
+import { FaultPlan } from '../fault-plan.js';
 import type { PinnableMemory } from '../guest-memory.js';
 import { isAligned, PAGE_SIZE } from '../units.js';
 import { MappingStore } from './mapping-store.js';
@@ -53,6 +54,8 @@ export abstract class VfioContainer {
   readonly #bus: EventBus | undefined;
   #injectedFailures = 0;
   #injectedErrno = 0;
+  /** Seeded kernel failures of map and unmap (none unless a run asks). */
+  #faults = FaultPlan.none();
 
   constructor(id: string, memory: PinnableMemory, bus?: EventBus) {
     this.id = id;
@@ -65,6 +68,11 @@ export abstract class VfioContainer {
    * limit, 0 (no limit) for iommufd.
    */
   abstract get dmaMaxMappings(): number;
+
+  /** Seeded fault injection: the kernel's map and unmap fail when `plan` says so. */
+  injectFaults(plan: FaultPlan): void {
+    this.#faults = plan;
+  }
 
   /** Fault injection: the next `count` maps fail in the kernel with `-errno`. */
   failNextMaps(count: number, errno: number): void {
@@ -85,7 +93,8 @@ export abstract class VfioContainer {
       this.#injectedFailures--;
       ret = -this.#injectedErrno;
     } else {
-      ret = this.kernelMap(iova, size, hostOffset);
+      const fault = this.#faults.next('map');
+      ret = fault !== 0 ? fault : this.kernelMap(iova, size, hostOffset);
     }
     if (ret === 0) {
       this.stats.maps++;
@@ -103,9 +112,11 @@ export abstract class VfioContainer {
    * iommufd's -ENOENT).
    */
   dmaUnmap(iova: number, size: number): Ret {
-    const valid = withinModelLimit(iova, size);
+    const fault = withinModelLimit(iova, size) ? this.#faults.next('unmap') : -EINVAL;
+    const valid = fault === 0;
     const cuts = valid ? this.#mappingsCutBy(iova, size) : []; // checked before the kernel acts
-    const kernelRet = valid ? this.kernelUnmap(iova, size) : -EINVAL;
+    // An injected failure unmaps nothing, as the ioctl failing before it walks the range.
+    const kernelRet = valid ? this.kernelUnmap(iova, size) : fault;
     const ret = this.qemuUnmapRet(kernelRet);
     for (const mapping of cuts) this.partialUnmaps.push({ iova, size, mapping, kernelRet, qemuRet: ret });
     if (kernelRet === 0) this.stats.unmaps++;

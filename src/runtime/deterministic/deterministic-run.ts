@@ -151,6 +151,8 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   }
 
   const hasher = new TraceHasher();
+  /** Containers being hot-plugged again, whose registrations are still in flight. */
+  const replugging = new Set<VfioContainerActor>();
   const trace: Delivery[] = [];
   const deviations = new Map<number, number>();
   let violationStep = -1;
@@ -162,38 +164,75 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
     return total;
   };
 
+  // Actors with work of their own (devices DMA-ing): each is one more candidate at every step
+  // while the guest runs, so a device access can fall between any two deliveries. They are
+  // offered after the deliveries, so the default order (always the first candidate) never
+  // takes one and a replay's deviations name exactly the accesses that matter.
+  const backgroundCandidates: Candidate[] = [];
+  for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a });
+  let guestRunning = false;
+  const candidates: Candidate[] = [];
+
+  /** After a step by `actor`: did it find a new violation? */
+  const newViolation = (actor: number): boolean => {
+    const found = actors[actor]!.violationCount();
+    if (found === seen[actor]) return false;
+    seen[actor] = found;
+    if (violationStep >= 0) return false;
+    violationStep = step - 1;
+    return true;
+  };
+
   /** Deliver until nothing is pending, a violation (when asked) or the step limit. */
   const drain = (): DeterministicOutcome | undefined => {
     while (ready.length > 0) {
       if (step >= options.maxSteps) return 'step-limit';
-      const count = ready.length;
-      const choice = options.strategy.choose(ready as readonly Candidate[], step);
+      if (guestRunning && vcpus.every((v) => v.done)) guestRunning = false;
+      candidates.length = 0;
+      for (const c of ready) candidates.push(c);
+      if (guestRunning) for (const c of backgroundCandidates) candidates.push(c);
+      const count = candidates.length;
+      const choice = options.strategy.choose(candidates, step);
+      if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
+      if (choice >= ready.length) {
+        const actor = candidates[choice]!.to;
+        current = step;
+        step++;
+        const did = actors[actor]!.background!(contexts[actor]!);
+        current = -1;
+        if (did !== undefined) {
+          hasher.add(actor, did);
+          if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: step - 1, choice, candidates: count });
+        }
+        if (newViolation(actor) && options.stopAtViolation) return 'violation';
+        continue;
+      }
       const channel = ready[choice]!;
       const message = channel.shift();
       if (channel.empty) ready.splice(choice, 1);
-      if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
       hasher.add(channel.to, message);
       if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, sentStep: sentAt?.get(message) ?? -1, choice, candidates: count });
       current = step;
       step++;
-      const receiver = actors[channel.to]!;
-      receiver.receive(message, contexts[channel.to]!);
+      actors[channel.to]!.receive(message, contexts[channel.to]!);
       current = -1;
-      const found = receiver.violationCount();
-      if (found !== seen[channel.to]) {
-        seen[channel.to] = found;
-        if (violationStep < 0) {
-          violationStep = step - 1;
-          if (options.stopAtViolation) return 'violation';
-        }
-      }
+      if (newViolation(channel.to) && options.stopAtViolation) return 'violation';
       if (config.workload === 'hotplug' && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
         const which = Math.floor(step / hotplugEvery) % containers.length;
         const c = containers[which]!;
-        // One hot-plug at a time per container, as the host thread does it.
+        // One hot-plug at a time per container, as the host thread does it: unplug (every
+        // section's listener), then plug again (every section, in order). QEMU refuses a
+        // failed re-plug: exit(1) on a failed replay, an abort on a failed region add.
         if (c.registering) continue;
-        void c.detach(contexts[topology.containers[which]!]!).then(() => undefined);
-        void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[which]!]!);
+        const ctx = contexts[topology.containers[which]!]!;
+        for (let k = c.listenerCount; k > 0; k--) void c.detach(ctx);
+        for (const section of c.sections) void c.attach(section, ctx);
+        replugging.add(c);
+      }
+      for (const c of replugging) {
+        if (c.registering) continue;
+        replugging.delete(c);
+        if (c.lastAttachRet !== 0) return 'registration-failed';
       }
     }
     return undefined;
@@ -222,14 +261,18 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   let stopped = drain();
   if (stopped !== undefined) return finish(stopped);
   for (const [i, c] of containers.entries()) {
-    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!);
-    stopped = drain();
-    if (stopped !== undefined) return finish(stopped);
-    if (c.lastAttachRet !== 0) return finish('registration-failed');
+    for (const section of c.sections) {
+      void c.attach(section, contexts[topology.containers[i]!]!);
+      stopped = drain();
+      if (stopped !== undefined) return finish(stopped);
+      if (c.lastAttachRet !== 0) return finish('registration-failed');
+    }
   }
+  guestRunning = true;
   vcpus.forEach((v, i) => v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!));
   stopped = drain();
   if (stopped !== undefined) return finish(stopped);
+  guestRunning = false;
   if (!vcpus.every((v) => v.done)) return finish('deadlock');
   // Final quiescent check.
   kvm.quiescentCheck(contexts[topology.kvm]!, () => undefined);
