@@ -9,6 +9,7 @@ import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import { MiB } from '../core/units.js';
 import { runDeterministic, type DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { DeviationStrategy, PctStrategy, RandomStrategy, type Strategy, type StrategyName } from '../runtime/deterministic/strategy.js';
+import { applyMachine, drawMachine, withLayout, type MachineChoice } from './machine.js';
 import { findMutant } from './mutants.js';
 
 export interface ExploreCase {
@@ -31,8 +32,10 @@ export const MAX_STEPS = 2_000_000;
 /** The small machine exploration runs on: cheap iterations, still two of everything. */
 export function exploreConfig(options: {
   workload: WorkloadName; seed: number; mode?: BackingMode; order?: InplaceOrder; mutant?: string; conversions?: number;
+  /** Machine options the user fixed; the rest are the small machine's, or drawn from the seed with `vary`. */
+  machine?: MachineChoice; vary?: boolean;
 }): RunConfig {
-  const guestMem = 64 * MiB;
+  const guestMem = options.machine?.guestMem ?? 64 * MiB;
   const base: RunConfig = {
     vcpus: 2,
     containers: [{ backend: 'type1', dmaEntryLimit: guestMem / 4096 + 1024 }, { backend: 'iommufd', dmaEntryLimit: 0 }],
@@ -51,10 +54,17 @@ export function exploreConfig(options: {
     registrationOrder: 'serialized',
     profile: false,
   };
-  if (options.mutant === undefined) return base;
-  const mutant = findMutant(options.mutant);
-  if (mutant === undefined) throw new RangeError(`unknown mutant ${options.mutant}`);
-  return mutant.apply(base);
+  const machine = options.vary === true
+    ? drawMachine(options.seed, options.machine ?? {}, guestMem, base.blockSize, base.maxMemslots)
+    : options.machine ?? {};
+  let config = applyMachine(base, machine);
+  if (options.mutant !== undefined) {
+    const mutant = findMutant(options.mutant);
+    if (mutant === undefined) throw new RangeError(`unknown mutant ${options.mutant}`);
+    config = mutant.apply(config);
+  }
+  // The layout last: a mutant may change the containers.
+  return withLayout(config, machine.layout ?? 'flat', options.seed);
 }
 
 export function actorCount(config: RunConfig): number {

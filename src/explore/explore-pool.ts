@@ -10,7 +10,7 @@
  * @module
  */
 import { Piscina } from 'piscina';
-import { iterationTaskFile, type IterationInput, type IterationResult } from './iteration-task.js';
+import { addCoverage, iterationTaskFile, type IterationInput, type IterationResult } from './iteration-task.js';
 
 export type ExploreInput = Omit<IterationInput, 'seed' | 'count' | 'keepGoing'>;
 
@@ -35,6 +35,8 @@ export interface PoolRunResult {
   /** Deliveries over all iterations done. */
   readonly deliveries: number;
   readonly elapsedMs: number;
+  /** What the iterations covered, summed (see {@link IterationResult.coverage}), plus `outcome:<outcome>` counts. */
+  readonly coverage: Record<string, number>;
 }
 
 export const DEFAULT_BATCH = 4;
@@ -75,6 +77,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
   let done = 0;
   let stepLimits = 0;
   let deliveries = 0;
+  const coverage: Record<string, number> = {};
   let error: unknown;
 
   return new Promise<PoolRunResult>((resolve, reject) => {
@@ -85,7 +88,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
         return;
       }
       failures.sort((a, b) => a.seed - b.seed);
-      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started });
+      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started, coverage });
     };
     const pump = (): void => {
       while (error === undefined && inFlight.size < window && next < end && next <= stopAt) {
@@ -100,6 +103,8 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
             for (const r of results) {
               done++;
               deliveries += r.steps;
+              addCoverage(coverage, r.coverage);
+              coverage[`outcome:${r.outcome}`] = (coverage[`outcome:${r.outcome}`] ?? 0) + 1;
               if (r.outcome === 'step-limit' && !r.found) stepLimits++;
               if (r.found) {
                 failures.push(r);

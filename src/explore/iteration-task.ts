@@ -21,6 +21,7 @@ import type { DeterministicOutcome } from '../runtime/deterministic/deterministi
 import type { StrategyName } from '../runtime/deterministic/strategy.js';
 import { packageRoot } from '../workers/worker-url.js';
 import { encodeToken, exploreConfig, runCase, type ExploreCase } from './explore-case.js';
+import { machineCoverage, type MachineChoice } from './machine.js';
 
 export interface IterationInput {
   readonly workload: WorkloadName;
@@ -33,6 +34,10 @@ export interface IterationInput {
   readonly order?: InplaceOrder;
   readonly mutant?: string;
   readonly conversions?: number;
+  /** Machine options the user fixed. */
+  readonly machine?: MachineChoice;
+  /** Draw the machine options left open from each iteration's seed. */
+  readonly vary?: boolean;
   /** Seeds `seed .. seed + count - 1` (default 1). */
   readonly count?: number;
   /** Run the whole batch even after a failure. */
@@ -53,6 +58,12 @@ export interface IterationResult {
   readonly traceHash: string;
   /** Replay token of the (unshrunk) case, when found. */
   readonly token?: string;
+  /**
+   * What the iteration covered: its machine (`layout:x86`, `container:type1`,
+   * ...), device accesses by outcome, faults injected, and for each
+   * invariant how many times it was checked (`checked:<invariant>`).
+   */
+  readonly coverage: Record<string, number>;
 }
 
 /** The case of one seed of an input. */
@@ -64,6 +75,8 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
     ...(input.order === undefined ? {} : { order: input.order }),
     ...(input.mutant === undefined ? {} : { mutant: input.mutant }),
     ...(input.conversions === undefined ? {} : { conversions: input.conversions }),
+    ...(input.machine === undefined ? {} : { machine: input.machine }),
+    ...(input.vary === undefined ? {} : { vary: input.vary }),
   });
   return {
     config,
@@ -80,7 +93,7 @@ export function runIteration(input: IterationInput, seed = input.seed): Iteratio
   const c = iterationCase(input, seed);
   const r = runCase(c, { stopAtViolation: true });
   const first = r.violations[0];
-  const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash };
+  const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash, coverage: iterationCoverage(c, r.stats) };
   if (first !== undefined) {
     return { ...base, found: true, invariant: first.invariant, message: first.message, token: encodeToken(c) };
   }
@@ -88,6 +101,28 @@ export function runIteration(input: IterationInput, seed = input.seed): Iteratio
     return { ...base, found: true, invariant: 'deadlock', message: 'the actors stopped with a vCPU still waiting for a reply', token: encodeToken(c) };
   }
   return { ...base, found: false };
+}
+
+/** Counter names (from the actors' stats) that coverage reports, as they are. */
+const COVERAGE_COUNTERS = [
+  'deviceAccesses', 'deviceOk', 'deviceFault', 'deviceToStale', 'deviceToPrivate', 'deviceSharedPageOfPrivateBlock',
+  'dmaMapErrors', 'dmaUnmapErrors', 'failedConversions', 'conversions', 'faultsInjected:map', 'faultsInjected:unmap',
+  'faultsInjected:attributes', 'faultsInjected:discard',
+];
+
+function iterationCoverage(c: ExploreCase, stats: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const out = machineCoverage(c.config);
+  for (const actor of stats) {
+    for (const [key, value] of Object.entries(actor)) {
+      if (key.startsWith('checked:') || COVERAGE_COUNTERS.includes(key)) out[key] = (out[key] ?? 0) + value;
+    }
+  }
+  return out;
+}
+
+/** Add one coverage record into another. */
+export function addCoverage(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
+  for (const [key, value] of Object.entries(from)) into[key] = (into[key] ?? 0) + value;
 }
 
 /** The piscina entry point: a batch of consecutive seeds. */

@@ -45,7 +45,7 @@ export class Vcpu implements ActorLogic {
   #action = 0;
   readonly #skip: ReadonlySet<number>;
   readonly #found: Violation[] = [];
-  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, conversionChecks: 0, vmStopped: 0 };
+  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, 'checked:incomplete-conversion': 0, 'checked:data-integrity': 0, vmStopped: 0 };
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -209,6 +209,7 @@ export class Vcpu implements ActorLogic {
     for (; state.next < action.gpa + action.size; state.next += PAGE) {
       const block = (state.next - base) / this.#config.blockSize;
       if (kvm.test(block) === action.private) {
+        if (action.owned === true) this.#counters['checked:incomplete-conversion']++;
         if (state.faulted === state.next && action.owned === true) {
           // The memory-fault conversion of this page returned 0, and no other vCPU converts it.
           this.#reportIncomplete(state.next, PAGE, action.private);
@@ -236,7 +237,7 @@ export class Vcpu implements ActorLogic {
    * other vCPU may legitimately change them meanwhile.
    */
   #checkConverted(linear: number, size: number, toPrivate: boolean): void {
-    this.#counters.conversionChecks++;
+    this.#counters['checked:incomplete-conversion']++;
     const first = (linear - this.#config.gpaBase) / this.#config.blockSize;
     const count = size / this.#config.blockSize;
     const want = (bitmap: { isRangeSet(f: number, n: number): boolean; isRangeClear(f: number, n: number): boolean }): boolean =>
@@ -257,6 +258,7 @@ export class Vcpu implements ActorLogic {
 
   #check(action: Extract<GuestAction, { kind: 'check' }>): void {
     this.#counters.checks++;
+    this.#counters['checked:data-integrity']++;
     const memory = this.#views.memory;
     for (let gpa = action.gpa; gpa < action.gpa + action.size; gpa += PAGE) {
       const offset = gpa - this.#config.gpaBase;

@@ -79,7 +79,7 @@ export class VfioContainerActor implements ActorLogic {
         this.#partialSeen = checkPartialUnmaps(this.container, this.#partialSeen, this.#found);
       }
       if (event.kind !== 'dmaMapAttempt') return;
-      this.#counters['checked:inplace-order']++;
+      if (this.#config.mode === 'inplace') this.#counters['checked:inplace-order']++;
       this.#counters['checked:stale-mapping']++;
       checkMapAfterConvertShared(this.#views, event.container, event.iova, event.size, event.hostOffset, this.#found);
       // A registration replays what the bitmap holds shared; a block a conversion to private has
@@ -268,6 +268,7 @@ export class VfioContainerActor implements ActorLogic {
       ...this.#counters,
       dmaMaps: s.maps, dmaUnmaps: s.unmaps, dmaMapErrors: s.mapErrors, dmaUnmapErrors: s.unmapErrors,
       liveMappings: this.container.mappings.count, peakMappings: s.peakMappings, pinnedPages: s.pinnedBytes / this.#config.blockSize,
+      'faultsInjected:map': this.#faults.injected.map, 'faultsInjected:unmap': this.#faults.injected.unmap,
     };
   }
 

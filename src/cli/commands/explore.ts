@@ -12,9 +12,13 @@ import { BACKING_MODES, type BackingMode } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS, type InplaceOrder } from '../../core/kvm-convert-memory.js';
 import { actorCount, exploreConfig, runCase } from '../../explore/explore-case.js';
 import { createExplorePool, explorePool, type ExploreInput, type PoolRunResult } from '../../explore/explore-pool.js';
-import { iterationCase, type IterationResult } from '../../explore/iteration-task.js';
+import { addCoverage, iterationCase, type IterationResult } from '../../explore/iteration-task.js';
+import { coverageLines } from '../../explore/coverage.js';
 import { findMutant, MUTANTS } from '../../explore/mutants.js';
 import { pctBound, STRATEGIES, type StrategyName } from '../../runtime/deterministic/strategy.js';
+import { checkWorkloadFits, MACHINE_HELP, MACHINE_OPTIONS, parseMachineOptions } from '../machine-options.js';
+import type { MachineChoice } from '../../explore/machine.js';
+import { MiB } from '../../core/units.js';
 import { parseChoice, parseCount } from '../option-values.js';
 import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
@@ -39,6 +43,13 @@ export const EXPLORE_HELP = `convsim explore [options]
                        ${INPLACE_ORDERS.join(', ')} and report per order whether
                        inplace-order held (default with --mode inplace and no --order)
   --conversions N      conversions per iteration (default 40)
+  --vary               (default) each iteration draws the machine options not given
+                       from its seed: layout, 1 to 4 vCPUs, 1 to 3 containers of mixed
+                       back-ends, rollback policy, fault rate; the token records it
+  --no-vary            keep the machine fixed: 64M guest, 2 vCPUs, type1 + iommufd,
+                       flat layout, rollback none, no faults (the default with --mutant)
+  Machine options (fixed for every iteration when given):
+${MACHINE_HELP}
   --expected-steps K   PCT's k (default: the longest of 8 sample runs)
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
   --keep-going         do not stop at the first failure
@@ -56,6 +67,9 @@ export interface ExploreOptions {
   readonly order: InplaceOrder | undefined;
   readonly perOrder: boolean;
   readonly conversions: number | undefined;
+  /** Machine options given on the command line. */
+  readonly machine: MachineChoice;
+  readonly vary: boolean;
   readonly expectedSteps: number | undefined;
   readonly threads: number;
   readonly keepGoing: boolean;
@@ -79,6 +93,9 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       order: { type: 'string' },
       'per-order': { type: 'boolean', default: false },
       conversions: { type: 'string' },
+      vary: { type: 'boolean' },
+      'no-vary': { type: 'boolean' },
+      ...MACHINE_OPTIONS,
       'expected-steps': { type: 'string' },
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
@@ -100,8 +117,14 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
   if (perOrder && mutant !== undefined && fixesOrder(mutant)) throw new UsageError(`--per-order: mutant ${mutant} sets the order itself`);
   // In-place mode without an order: verify every order.
   if (mode === 'inplace' && order === undefined && mutant === undefined) perOrder = true;
+  if (values.vary === true && values['no-vary'] === true) throw new UsageError('--vary and --no-vary: give one of them');
+  const machine = parseMachineOptions(values, { guestMem: 64 * MiB, blockSize: 4096, maxMemslots: 512 });
+  // The bug zoo's entries are tuned for the fixed machine: a mutant keeps it unless --vary is given.
+  const vary = values.vary ?? (values['no-vary'] !== true && mutant === undefined);
+  const workload = parseChoice('workload', values.workload!, WORKLOADS);
+  checkWorkloadFits(workload, machine.vcpus ?? (vary ? 4 : 2), machine.guestMem ?? 64 * MiB);
   return {
-    workload: parseChoice('workload', values.workload!, WORKLOADS),
+    workload,
     strategy: parseChoice('strategy', values.strategy!, STRATEGIES),
     depth: parseCount('depth', values.depth!, 1, 16),
     iterations,
@@ -111,6 +134,8 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     order,
     perOrder,
     conversions: values.conversions === undefined ? undefined : parseCount('conversions', values.conversions, 1, 1e6),
+    machine,
+    vary,
     expectedSteps: values['expected-steps'] === undefined ? undefined : parseCount('expected-steps', values['expected-steps'], 1, 1e9),
     threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
     keepGoing: values['keep-going']!,
@@ -275,6 +300,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         ...(order === undefined ? {} : { order }),
         ...(o.mutant === undefined ? {} : { mutant: o.mutant }),
         ...(o.conversions === undefined ? {} : { conversions: o.conversions }),
+        machine: o.machine,
+        vary: o.vary,
       };
       const expectedSteps = o.expectedSteps ?? measureExpectedSteps({ ...base, expectedSteps: 1 }, o.seed);
       const input: ExploreInput = { ...base, expectedSteps };
@@ -323,6 +350,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const main = perOrder[0]!;
   const iterations = perOrder.reduce((sum, p) => sum + p.iterations, 0);
   const elapsedMs = Math.round(performance.now() - started);
+  const coverage: Record<string, number> = {};
+  for (const r of runs) addCoverage(coverage, r.run.coverage);
 
   if (o.json) {
     const out: Record<string, unknown> = {
@@ -346,6 +375,9 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       deliveries: perOrder.reduce((sum, p) => sum + p.deliveries, 0),
       stepLimits: perOrder.reduce((sum, p) => sum + p.stepLimits, 0),
       failureCount: perOrder.reduce((sum, p) => sum + p.failureCount, 0),
+      vary: o.vary,
+      machine: o.machine,
+      coverage,
     };
     if (first !== undefined) out['failure'] = first;
     if (o.keepGoing) out['failures'] = perOrder.flatMap((p) => p.failures);
@@ -379,6 +411,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   } else {
     lines.push(`convsim explore: ${found ? 'FOUND a failure' : 'no violation'} in ${iterations} iterations (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s, ${main.deliveries} deliveries`);
   }
+  lines.push(...coverageLines(coverage, iterations));
   for (const p of perOrder) {
     if (p.pct !== null) lines.push(`${o.perOrder ? `[${p.order}] ` : ''}${p.pct.text}`);
     else {

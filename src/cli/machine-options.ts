@@ -1,0 +1,121 @@
+/**
+ * The machine options shared by `run` and `explore`: vCPUs, containers,
+ * guest size, rollback, conversions in flight, registration order, layout
+ * and fault injection. Every mistake is a one-line UsageError.
+ */
+import type { ContainerSpec, WorkloadName } from '../actors/run-config.js';
+import { FAULT_KINDS, type FaultKind, type FaultSpec } from '../core/fault-plan.js';
+import { LAYOUTS, type LayoutName } from '../core/machine-layout.js';
+import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
+import { formatSize, isAligned, MiB } from '../core/units.js';
+import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
+import type { MachineChoice } from '../explore/machine.js';
+import { parseChoice, parseCount, parseSize } from './option-values.js';
+import { UsageError } from './usage-error.js';
+
+export const REGISTRATION_ORDERS = ['serialized', 'racy'] as const;
+
+/** `util.parseArgs` definitions of the machine options (no defaults: absent means "the command's default"). */
+export const MACHINE_OPTIONS = {
+  vcpus: { type: 'string' },
+  containers: { type: 'string' },
+  'guest-mem': { type: 'string' },
+  rollback: { type: 'string' },
+  'in-flight': { type: 'string' },
+  registration: { type: 'string' },
+  layout: { type: 'string' },
+  faults: { type: 'string' },
+  'fault-kinds': { type: 'string' },
+} as const;
+
+export type MachineOptionValues = { readonly [K in keyof typeof MACHINE_OPTIONS]?: string | undefined };
+
+/** Help lines for the machine options, aligned like the commands' own. */
+export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
+  --containers LIST    back-ends, e.g. type1,iommufd; type1:LIMIT sets dma_entry_limit
+                       (without a limit: raised to fit the guest)
+  --guest-mem SIZE     guest RAM, a multiple of 2M (e.g. 64M, 1G)
+  --rollback R         ${ROLLBACK_POLICIES.join('|')}
+  --in-flight N        conversions in flight at the KVM exit handler (1 serialises them)
+  --registration R     ${REGISTRATION_ORDERS.join('|')}: whether listener (un)registration may
+                       interleave with state changes
+  --layout L           ${LAYOUTS.join('|')}: flat = one section at GPA 0; x86 = ram-below-4g and
+                       ram-above-4g (one VFIO listener each, IOVA != offset above the split);
+                       random = seeded sections with holes and varied GPA/IOVA offsets
+  --faults RATE        seeded fault injection: each kernel call of the injected kinds fails
+                       with probability RATE (0 to 1) with an errno the kernel returns
+  --fault-kinds LIST   ${FAULT_KINDS.join(',')} (default map,attributes,discard; unmap makes
+                       QEMU keep a stale mapping: it only logs a failed unmap)`;
+
+/** A fault rate: a decimal from 0 to 1. */
+export function parseRate(option: string, value: string): number {
+  const n = /^(0|1|0?\.\d+|0\.\d+|1\.0+)$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`--${option}: ${JSON.stringify(value)} must be a number from 0 to 1 (e.g. 0.01)`);
+  return n;
+}
+
+/** `type1,iommufd,type1:65535`; a type1 without a limit gets `fittingLimit`. */
+export function parseContainers(list: string, fittingLimit: number): ContainerSpec[] {
+  const containers = list.split(',').map((item): ContainerSpec => {
+    const parts = item.split(':');
+    if (parts.length > 2) throw new UsageError(`--containers: ${JSON.stringify(item)} has more than one limit (type1:LIMIT)`);
+    const [backend = '', limit] = parts;
+    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
+    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
+    return { backend: b, dmaEntryLimit: b !== 'type1' ? 0 : limit === undefined ? fittingLimit : parseCount('containers', limit) };
+  });
+  if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
+  return containers;
+}
+
+/** The guest size, checked: a multiple of 2 MiB. */
+export function parseGuestMem(value: string): number {
+  const guestMem = parseSize('guest-mem', value);
+  if (!isAligned(guestMem, 2 * MiB)) throw new UsageError(`--guest-mem: ${value} must be a multiple of 2M`);
+  return guestMem;
+}
+
+/** The workload fits the guest and vCPUs (checked up front, before anything runs). */
+export function checkWorkloadFits(workload: WorkloadName, vcpus: number, guestMem: number): void {
+  if (workload === 'selftest' && vcpus * (2 * MiB + 4096) > guestMem) {
+    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
+  }
+  if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * MiB) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
+  if (workload === 'overlap' && guestMem < 8 * MiB) throw new UsageError('--guest-mem: overlap needs at least 8M');
+  if (workload === 'swiotlb' && guestMem < vcpus * 4 * MiB) throw new UsageError(`--guest-mem: swiotlb needs at least 4M per vCPU`);
+}
+
+/** The fault spec of `--faults` and `--fault-kinds` (undefined without `--faults`). */
+export function parseFaults(rate: string | undefined, kinds: string | undefined): FaultSpec | undefined {
+  if (rate === undefined) {
+    if (kinds !== undefined) throw new UsageError('--fault-kinds: needs --faults RATE');
+    return undefined;
+  }
+  const list = kinds === undefined
+    ? (['map', 'attributes', 'discard'] as FaultKind[])
+    : kinds.split(',').map((k) => parseChoice<FaultKind>('fault-kinds', k, FAULT_KINDS));
+  return { rate: parseRate('faults', rate), kinds: [...new Set(list)] };
+}
+
+/**
+ * Parse the machine options given; those absent stay undefined. `guestMem`
+ * is the command's default guest size (for type1's fitting limit).
+ */
+export function parseMachineOptions(values: MachineOptionValues, defaults: { guestMem: number; blockSize: number; maxMemslots: number }): MachineChoice {
+  const guestMem = values['guest-mem'] === undefined ? undefined : parseGuestMem(values['guest-mem']);
+  const fitting = (guestMem ?? defaults.guestMem) / defaults.blockSize + defaults.maxMemslots + 1024;
+  const faults = parseFaults(values.faults, values['fault-kinds']);
+  const pick = <T>(value: string | undefined, parse: (v: string) => T): T | undefined => (value === undefined ? undefined : parse(value));
+  const choice: MachineChoice = {
+    vcpus: pick(values.vcpus, (v) => parseCount('vcpus', v, 1, 64)),
+    containers: pick(values.containers, (v) => parseContainers(v, fitting)),
+    guestMem,
+    rollback: pick(values.rollback, (v) => parseChoice('rollback', v, ROLLBACK_POLICIES)),
+    inFlight: pick(values['in-flight'], (v) => parseCount('in-flight', v, 1, 1024)),
+    registration: pick(values.registration, (v) => parseChoice('registration', v, REGISTRATION_ORDERS)),
+    layout: pick(values.layout, (v) => parseChoice<LayoutName>('layout', v, LAYOUTS)),
+    faults,
+  };
+  // Drop the undefined ones, so that spreading a choice never overwrites a default with undefined.
+  return Object.fromEntries(Object.entries(choice).filter(([, v]) => v !== undefined)) as MachineChoice;
+}
