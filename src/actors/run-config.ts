@@ -48,6 +48,12 @@ export interface RunConfig {
   readonly layout?: MachineLayout;
   /** Seeded fault injection (absent: none). */
   readonly faults?: FaultSpec;
+  /**
+   * Devices are hot-unplugged and plugged again while the guest runs (every
+   * section's listener unregistered, then registered again), whatever the
+   * workload; the `hotplug` workload always does it.
+   */
+  readonly hotplug?: boolean;
   /** Record per-phase latency histograms (default true; exploration turns it off). */
   readonly profile?: boolean;
   /**
@@ -96,6 +102,11 @@ export interface ActorSetup {
   readonly shared: SharedState;
   /** For containers: which one; for vCPUs: which one. */
   readonly index: number;
+}
+
+/** Whether containers are hot-plugged during the run. */
+export function hotplugsDevices(config: RunConfig): boolean {
+  return config.workload === 'hotplug' || config.hotplug === true;
 }
 
 /** The run's machine layout: the configured one, or `flat` at `gpaBase`. */

@@ -26,9 +26,10 @@ export const MACHINE_OPTIONS = {
   layout: { type: 'string' },
   faults: { type: 'string' },
   'fault-kinds': { type: 'string' },
+  hotplug: { type: 'boolean' },
 } as const;
 
-export type MachineOptionValues = { readonly [K in keyof typeof MACHINE_OPTIONS]?: string | undefined };
+export type MachineOptionValues = { readonly [K in Exclude<keyof typeof MACHINE_OPTIONS, 'hotplug'>]?: string | undefined } & { readonly hotplug?: boolean | undefined };
 
 /** Help lines for the machine options, aligned like the commands' own. */
 export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
@@ -45,7 +46,8 @@ export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
   --faults RATE        seeded fault injection: each kernel call of the injected kinds fails
                        with probability RATE (0 to 1) with an errno the kernel returns
   --fault-kinds LIST   ${FAULT_KINDS.join(',')} (default map,attributes,discard; unmap makes
-                       QEMU keep a stale mapping: it only logs a failed unmap)`;
+                       QEMU keep a stale mapping: it only logs a failed unmap)
+  --hotplug            hot-unplug and plug the devices again while the guest runs`;
 
 /** A fault rate: a decimal from 0 to 1. */
 export function parseRate(option: string, value: string): number {
@@ -115,6 +117,7 @@ export function parseMachineOptions(values: MachineOptionValues, defaults: { gue
     registration: pick(values.registration, (v) => parseChoice('registration', v, REGISTRATION_ORDERS)),
     layout: pick(values.layout, (v) => parseChoice<LayoutName>('layout', v, LAYOUTS)),
     faults,
+    hotplug: values.hotplug,
   };
   // Drop the undefined ones, so that spreading a choice never overwrites a default with undefined.
   return Object.fromEntries(Object.entries(choice).filter(([, v]) => v !== undefined)) as MachineChoice;

@@ -31,6 +31,7 @@ export const INVARIANTS = [
   'validity',
   'data-integrity',
   'incomplete-conversion',
+  'conversion-failed',
 ] as const;
 
 /**
@@ -38,7 +39,9 @@ export const INVARIANTS = [
  * workload's pattern check failed, as in Linux's private_mem_conversions_test)
  * and `incomplete-conversion` (a conversion returned 0 to the guest but KVM's
  * attributes do not cover the range it asked for: agreement (3) against the
- * guest's request).
+ * guest's request) and `conversion-failed` (a valid request, inside RAM and
+ * page aligned, failed although no fault was injected: the VM stops for
+ * nothing).
  */
 export type InvariantName = (typeof INVARIANTS)[number];
 

@@ -23,6 +23,8 @@ export interface MachineChoice {
   readonly registration?: 'serialized' | 'racy';
   readonly layout?: LayoutName;
   readonly faults?: FaultSpec;
+  /** Hot-plug the devices while the guest runs. */
+  readonly hotplug?: boolean;
 }
 
 /**
@@ -53,7 +55,8 @@ export function fittingEntryLimit(guestMem: number, blockSize: number, maxMemslo
 
 /**
  * Draw the machine options the user left open, from `seed`: layout, 1 to 4
- * vCPUs, 1 to 3 containers of mixed back-ends, rollback policy, fault rate.
+ * vCPUs, 1 to 3 containers of mixed back-ends, rollback policy, fault rate,
+ * and device hot-plug during the run (one iteration in three).
  */
 export function drawMachine(seed: number, fixed: MachineChoice, guestMem: number, blockSize: number, maxMemslots: number): MachineChoice {
   const prng = new Prng((seed * 2654435761) ^ 0x3ac41e);
@@ -66,7 +69,8 @@ export function drawMachine(seed: number, fixed: MachineChoice, guestMem: number
   const rollback = fixed.rollback ?? ROLLBACK_POLICIES[prng.int(ROLLBACK_POLICIES.length)]!;
   const rate = VARY_FAULT_RATES[prng.int(VARY_FAULT_RATES.length)]!;
   const faults = fixed.faults ?? (rate === 0 ? undefined : { rate, kinds: variedFaultKinds(rollback) });
-  return { ...fixed, layout, vcpus, containers, rollback, ...(faults === undefined ? {} : { faults }) };
+  const hotplug = fixed.hotplug ?? prng.int(3) === 0;
+  return { ...fixed, layout, vcpus, containers, rollback, hotplug, ...(faults === undefined ? {} : { faults }) };
 }
 
 /** Apply machine options to a configuration (the layout is resolved later, by {@link withLayout}). */
@@ -80,6 +84,7 @@ export function applyMachine(config: RunConfig, machine: MachineChoice): RunConf
     ...(machine.inFlight === undefined ? {} : { inFlight: machine.inFlight }),
     ...(machine.registration === undefined ? {} : { registrationOrder: machine.registration }),
     ...(machine.faults === undefined || machine.faults.rate === 0 ? {} : { faults: machine.faults }),
+    ...(machine.hotplug === true ? { hotplug: true } : {}),
   };
 }
 
@@ -103,6 +108,12 @@ export function withoutLastContainer(config: RunConfig): RunConfig {
   const containers = config.containers.slice(0, -1);
   if (config.layout === undefined) return { ...config, containers };
   return { ...config, containers, layout: { ...config.layout, vfio: config.layout.vfio.slice(0, containers.length) } };
+}
+
+/** No hot-plug (unless the workload is `hotplug`). */
+export function withoutHotplug(config: RunConfig): RunConfig {
+  const { hotplug: _dropped, ...rest } = config;
+  return rest;
 }
 
 /** No fault injection. */
@@ -135,6 +146,7 @@ export function machineCoverage(config: RunConfig): Record<string, number> {
     [`vcpus:${config.vcpus}`]: 1,
     [`rollback:${config.rollback}`]: 1,
     [`faults:${config.faults === undefined ? 'none' : config.faults.rate}`]: 1,
+    [`hotplug:${config.hotplug === true || config.workload === 'hotplug' ? 'yes' : 'no'}`]: 1,
     'iova-differs-from-offset': offsetDiffers ? 1 : 0,
     'iova-differs-from-gpa': remapped ? 1 : 0,
   };

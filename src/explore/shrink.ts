@@ -1,11 +1,14 @@
 /**
- * Automatic shrinking of a failing case: fewer workload conversions, fewer
- * vCPUs and containers, fewer and smaller deviations from the default
- * schedule, while the same invariant still fails first.
+ * Automatic shrinking of a failing case: fewer workload conversions, a
+ * smaller machine (fewer vCPUs, containers and VFIO sections, no faults,
+ * no hot-plug), fewer and smaller deviations from the default schedule,
+ * while the same invariant still fails first.
  */
 import type { InvariantName } from '../core/invariants.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
+import { hotplugsDevices } from '../actors/run-config.js';
 import { runCase, type ExploreCase } from './explore-case.js';
+import { withoutFaults, withoutHotplug, withoutLastContainer, withoutLastVcpu, withoutSection } from './machine.js';
 
 export interface ShrinkResult {
   readonly original: ExploreCase;
@@ -56,7 +59,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     if (!tryCase({ ...best, config: { ...best.config, conversions: target } })) break;
   }
   // 1b. Hot-plug sooner (fewer deliveries before the device comes and goes).
-  if (best.config.workload === 'hotplug') {
+  if (hotplugsDevices(best.config)) {
     for (let every = (best.config.hotplugEvery ?? 97) - 1; every >= 1 && attempts < maxAttempts; every--) {
       tryCase({ ...best, config: { ...best.config, hotplugEvery: every } });
     }
@@ -84,9 +87,17 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     }
     return false;
   };
-  while (best.config.vcpus > 1 && tryMachine({ ...best, config: { ...best.config, vcpus: best.config.vcpus - 1 } }));
-  while (best.config.containers.length > 1 &&
-    tryMachine({ ...best, config: { ...best.config, containers: best.config.containers.slice(0, -1) } }));
+  while (best.config.vcpus > 1 && tryMachine({ ...best, config: withoutLastVcpu(best.config) }));
+  while (best.config.containers.length > 1 && tryMachine({ ...best, config: withoutLastContainer(best.config) }));
+  // 2b. A plainer machine: no faults, no hot-plug, fewer VFIO sections.
+  if (best.config.faults !== undefined) tryMachine({ ...best, config: withoutFaults(best.config) });
+  if (best.config.hotplug === true) tryMachine({ ...best, config: withoutHotplug(best.config) });
+  for (let c = 0; c < best.config.containers.length && attempts < maxAttempts; c++) {
+    for (let k = (best.config.layout?.vfio[c]?.length ?? 0) - 1; k >= 0 && attempts < maxAttempts; k--) {
+      const smaller = withoutSection(best.config, c, k);
+      if (smaller !== undefined) tryMachine({ ...best, config: smaller });
+    }
+  }
   // 3. Fewer workload operations: stop each vCPU early, then skip its actions, ddmin-style.
   const firstRun = runCase(best);
   const vcpuStats = firstRun.actors.map((a, i) => (a.role === 'vcpu' ? firstRun.stats[i]!['actions'] ?? 0 : -1)).filter((n) => n >= 0);

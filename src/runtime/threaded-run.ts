@@ -10,7 +10,7 @@ import { releaseProxy, wrap, type Remote } from 'comlink';
 import type { ActorRole } from '../actors/actor.js';
 import { makeTopology } from '../actors/actor.js';
 import { actorName } from '../actors/create-actor.js';
-import { layoutOf, type RunConfig } from '../actors/run-config.js';
+import { hotplugsDevices, layoutOf, type RunConfig } from '../actors/run-config.js';
 import { allocateSharedState } from '../actors/shared-views.js';
 import type { Violation } from '../core/invariants.js';
 import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
@@ -174,7 +174,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
           await v.remote.kick();
           await v.remote.whenDone();
         }));
-        const hotplug = config.workload === 'hotplug'
+        const hotplug = hotplugsDevices(config)
           ? hotplugLoop(containers, config, () => vcpusDone, aborted).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)))
           : Promise.resolve();
         await race(aborted, workloads);

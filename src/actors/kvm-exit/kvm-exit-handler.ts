@@ -51,7 +51,7 @@ export class KvmExitHandler implements ActorLogic {
     conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0,
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
     conversions4K: 0, conversions2M: 0, conversionsOther: 0,
-    'checked:inplace-order': 0, 'checked:stale-mapping': 0, 'checked:disagreement': 0,
+    'checked:inplace-order': 0, 'checked:stale-mapping': 0, 'checked:disagreement': 0, 'checked:conversion-failed': 0,
   };
 
   constructor(setup: ActorSetup, admission?: ConversionAdmission) {
@@ -172,6 +172,7 @@ export class KvmExitHandler implements ActorLogic {
     if (exit.toPrivate) this.#counters.toPrivate++;
     else this.#counters.toShared++;
     this.#log.record(ctx.now(), exit.gpa, exit.size, exit.toPrivate, ret === 0);
+    this.#checkResult(exit, ret);
     if (ret !== 0) {
       this.#counters.failedConversions++;
       // vm_stop(RUN_STATE_INTERNAL_ERROR): every vCPU pauses at its next exit.
@@ -183,6 +184,27 @@ export class KvmExitHandler implements ActorLogic {
       this.#sinceCheck = 0;
       this.quiescentCheck(ctx, () => undefined);
     }
+  }
+
+  /**
+   * A valid request (page aligned, all of it RAM) must not fail unless a
+   * fault was injected: without one, every kernel call it makes succeeds
+   * in a correct protocol, and a failure stops the VM for nothing.
+   */
+  #checkResult(exit: MessageOf<'exit'>, ret: number): void {
+    const config = this.#config;
+    if (config.faults !== undefined || config.variant?.failMaps !== undefined) return;
+    const page = config.blockSize;
+    if (exit.gpa % page !== 0 || exit.size % page !== 0 || exit.size === 0) return;
+    const inRam = this.#views.kvm.physMap.offsetPieces(exit.gpa, exit.size).reduce((n, [, size]) => n + size, 0);
+    if (inRam !== exit.size) return;
+    this.#counters['checked:conversion-failed']++;
+    if (ret === 0) return;
+    this.#found.push({
+      invariant: 'conversion-failed',
+      message: `kvm_convert_memory(0x${exit.gpa.toString(16)}, ${formatSize(exit.size)}, to ${exit.toPrivate ? 'private' : 'shared'}) failed with ${retName(ret)} with no fault injected: the VM stops`,
+      size: exit.size,
+    });
   }
 
   /**

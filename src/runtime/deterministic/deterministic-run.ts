@@ -13,7 +13,7 @@ import { KvmExitHandler } from '../../actors/kvm-exit/kvm-exit-handler.js';
 import { SyncAdmission } from '../../actors/kvm-exit/conversion-admission.js';
 import { RamBlockAttributesOwner } from '../../actors/ram-block-attributes/owner.js';
 import type { Message } from '../../actors/protocol.js';
-import type { ActorSetup, RunConfig } from '../../actors/run-config.js';
+import { hotplugsDevices, type ActorSetup, type RunConfig } from '../../actors/run-config.js';
 import { allocateSharedState } from '../../actors/shared-views.js';
 import { Vcpu } from '../../actors/vcpu/vcpu.js';
 import { VfioContainerActor } from '../../actors/vfio-container/container-actor.js';
@@ -133,6 +133,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   let current = -1;
   const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
   const hotplugEvery = config.hotplugEvery ?? HOTPLUG_EVERY;
+  const hotplug = hotplugsDevices(config);
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
     const prng = new Prng(config.seed * 1000 + a);
@@ -217,7 +218,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       actors[channel.to]!.receive(message, contexts[channel.to]!);
       current = -1;
       if (newViolation(channel.to) && options.stopAtViolation) return 'violation';
-      if (config.workload === 'hotplug' && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
+      if (hotplug && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
         const which = Math.floor(step / hotplugEvery) % containers.length;
         const c = containers[which]!;
         // One hot-plug at a time per container, as the host thread does it: unplug (every
