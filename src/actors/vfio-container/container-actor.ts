@@ -107,6 +107,7 @@ export class VfioContainerActor implements ActorLogic {
         // the limit; older QEMU (the variant) only warned.
         const exceeded = ret === 0 && vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
         this.lastAttachRet = ret !== 0 ? ret : exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -ENOSPC : 0;
+        if (this.lastAttachRet !== 0) this.failedAttaches++;
         resolve(this.lastAttachRet);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
@@ -115,6 +116,8 @@ export class VfioContainerActor implements ActorLogic {
 
   /** The result of the last completed `attach` (0, or why QEMU would refuse the device). */
   lastAttachRet = 0;
+  /** Completed `attach`es that failed, so far. */
+  failedAttaches = 0;
 
   /** A registration or unregistration of this container is waiting for its reply. */
   get registering(): boolean {

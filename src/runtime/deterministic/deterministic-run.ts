@@ -153,7 +153,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
 
   const hasher = new TraceHasher();
   /** Containers being hot-plugged again, whose registrations are still in flight. */
-  const replugging = new Set<VfioContainerActor>();
+  const replugging = new Map<VfioContainerActor, number>();
   const trace: Delivery[] = [];
   const deviations = new Map<number, number>();
   let violationStep = -1;
@@ -218,7 +218,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       actors[channel.to]!.receive(message, contexts[channel.to]!);
       current = -1;
       if (newViolation(channel.to) && options.stopAtViolation) return 'violation';
-      if (hotplug && step % hotplugEvery === 0 && !vcpus.every((v) => v.done)) {
+      if (hotplug && guestRunning && step % hotplugEvery === 0) {
         const which = Math.floor(step / hotplugEvery) % containers.length;
         const c = containers[which]!;
         // One hot-plug at a time per container, as the host thread does it: unplug (every
@@ -227,13 +227,14 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         if (c.registering) continue;
         const ctx = contexts[topology.containers[which]!]!;
         for (let k = c.listenerCount; k > 0; k--) void c.detach(ctx);
+        const failedBefore = c.failedAttaches;
         for (const section of c.sections) void c.attach(section, ctx);
-        replugging.add(c);
+        replugging.set(c, failedBefore);
       }
-      for (const c of replugging) {
+      for (const [c, failedBefore] of replugging) {
         if (c.registering) continue;
         replugging.delete(c);
-        if (c.lastAttachRet !== 0) return 'registration-failed';
+        if (c.failedAttaches !== failedBefore) return 'registration-failed';
       }
     }
     return undefined;
