@@ -56,6 +56,12 @@ export interface RunReport {
   readonly dmaMaps: number;
   readonly dmaUnmaps: number;
   readonly dmaAccesses: Record<'ok' | 'fault' | 'dma-to-private' | 'dma-to-stale', number>;
+  /**
+   * The devices' own DMA between messages (`background`): accesses by
+   * outcome; `shared-page-of-private-block` is a legacy read of a shared
+   * page KVM already holds private, before QEMU unmaps it (not a violation).
+   */
+  readonly deviceAccesses: Record<'ok' | 'fault' | 'dma-to-private' | 'dma-to-stale' | 'shared-page-of-private-block', number>;
   readonly violations: Violation[];
   readonly vmStopped: boolean;
   readonly stopReason: string | undefined;
@@ -273,6 +279,7 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
   let dmaMaps = 0;
   let dmaUnmaps = 0;
   const dmaAccesses = { ok: 0, fault: 0, 'dma-to-private': 0, 'dma-to-stale': 0 };
+  const deviceAccesses = { ok: 0, fault: 0, 'dma-to-private': 0, 'dma-to-stale': 0, 'shared-page-of-private-block': 0 };
   for (const s of snapshots) {
     stats[s.name] = s.stats;
     for (const v of s.violations) {
@@ -289,6 +296,11 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
       dmaAccesses.fault += s.stats['dmaFault'] ?? 0;
       dmaAccesses['dma-to-private'] += s.stats['dmaToPrivate'] ?? 0;
       dmaAccesses['dma-to-stale'] += s.stats['dmaToStale'] ?? 0;
+      deviceAccesses.ok += s.stats['deviceOk'] ?? 0;
+      deviceAccesses.fault += s.stats['deviceFault'] ?? 0;
+      deviceAccesses['dma-to-private'] += s.stats['deviceToPrivate'] ?? 0;
+      deviceAccesses['dma-to-stale'] += s.stats['deviceToStale'] ?? 0;
+      deviceAccesses['shared-page-of-private-block'] += s.stats['deviceSharedPageOfPrivateBlock'] ?? 0;
     }
   }
   const kvm = snapshots.find((s) => s.role === 'kvm-exit')!;
@@ -297,6 +309,7 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
   return {
     actors: snapshots.map((s, i) => ({ role: s.role, id: s.name, threadId: spawned[i]!.threadId })),
     conversions,
+    deviceAccesses,
     dmaMaps,
     dmaUnmaps,
     dmaAccesses,

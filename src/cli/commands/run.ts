@@ -6,10 +6,12 @@ import { WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
-import { formatSize, isAligned } from '../../core/units.js';
-import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
+import { formatSize } from '../../core/units.js';
 import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '../../runtime/threaded-run.js';
-import { parseChoice, parseCount, parseSize } from '../option-values.js';
+import { parseChoice, parseCount } from '../option-values.js';
+import { checkWorkloadFits, parseContainers, parseFaults, parseGuestMem, REGISTRATION_ORDERS } from '../machine-options.js';
+import { LAYOUTS, type LayoutName } from '../../core/machine-layout.js';
+import { withLayout } from '../../explore/machine.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { ProgressLine } from '../progress.js';
 import { renderHtmlReport } from '../../report/html-report.js';
@@ -26,6 +28,13 @@ export const RUN_HELP = `convsim run [options]
   --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
   --rollback R         ${ROLLBACK_POLICIES.join('|')} (default none)
   --in-flight N        conversions in flight at the KVM exit handler (default 1)
+  --registration R     ${REGISTRATION_ORDERS.join('|')} (default serialized): whether listener
+                       (un)registration may interleave with state changes
+  --layout L           ${LAYOUTS.join('|')} (default flat): x86 = ram-below-4g and ram-above-4g,
+                       one VFIO listener each; random = seeded sections with holes
+  --faults RATE        seeded fault injection, each kernel call fails with probability RATE
+  --fault-kinds LIST   map,unmap,attributes,discard (default map,attributes,discard)
+  --hotplug            hot-unplug and plug the devices again while the guest runs
   --conversions N      total conversions (default 20000)
   --seed S             seed of the workloads (default 1)
   --workload W         ${WORKLOADS.join('|')} (default storm)
@@ -52,6 +61,11 @@ export function parseRunOptions(argv: string[]): {
       order: { type: 'string', default: 'explicit' },
       rollback: { type: 'string', default: 'none' },
       'in-flight': { type: 'string', default: '1' },
+      registration: { type: 'string', default: 'serialized' },
+      layout: { type: 'string', default: 'flat' },
+      faults: { type: 'string' },
+      'fault-kinds': { type: 'string' },
+      hotplug: { type: 'boolean', default: false },
       conversions: { type: 'string', default: '20000' },
       seed: { type: 'string', default: '1' },
       workload: { type: 'string', default: 'storm' },
@@ -67,25 +81,15 @@ export function parseRunOptions(argv: string[]): {
   });
   if (positionals.length > 0) throw new UsageError(`run: unexpected argument ${JSON.stringify(positionals[0])}`);
   const blockSize = 4096;
-  const guestMem = parseSize('guest-mem', values['guest-mem']!);
-  if (!isAligned(guestMem, 2 * 1024 * 1024)) throw new UsageError(`--guest-mem: ${values['guest-mem']} must be a multiple of 2M`);
+  const guestMem = parseGuestMem(values['guest-mem']!);
   const blocks = guestMem / blockSize;
-  const containers = values.containers!.split(',').map((item): ContainerSpec => {
-    const [backend = '', limit] = item.split(':');
-    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
-    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
-    return { backend: b, dmaEntryLimit: limit === undefined ? blocks + 1024 : parseCount('containers', limit) };
-  });
-  if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
+  const containers: ContainerSpec[] = parseContainers(values.containers!, blocks + 1024);
   const vcpus = parseCount('vcpus', values.vcpus!, 1, 64);
   const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
-  if (workload === 'selftest' && vcpus * (2 * 1024 * 1024 + 4096) > guestMem) {
-    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
-  }
-  if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * 1024 * 1024) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
-  if (workload === 'overlap' && guestMem < 8 * 1024 * 1024) throw new UsageError('--guest-mem: overlap needs at least 8M');
-  if (workload === 'swiotlb' && guestMem < vcpus * 4 * 1024 * 1024) throw new UsageError(`--guest-mem: swiotlb needs at least 4M per vCPU`);
-  const config: RunConfig = {
+  checkWorkloadFits(workload, vcpus, guestMem);
+  const faults = parseFaults(values.faults, values['fault-kinds']);
+  const layout = parseChoice<LayoutName>('layout', values.layout!, LAYOUTS);
+  const base: RunConfig = {
     vcpus,
     containers,
     guestMem,
@@ -100,8 +104,11 @@ export function parseRunOptions(argv: string[]): {
     workload,
     checkEvery: parseCount('check-every', values['check-every']!, 1),
     maxMemslots: 512,
-    registrationOrder: 'serialized',
+    registrationOrder: parseChoice('registration', values.registration!, REGISTRATION_ORDERS),
+    ...(faults === undefined || faults.rate === 0 ? {} : { faults }),
+    ...(values.hotplug === true ? { hotplug: true } : {}),
   };
+  const config = withLayout(base, layout, base.seed);
   const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
   if (values.report === '') throw new UsageError('--report: needs a file name');
   return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
@@ -168,6 +175,9 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
     `conversions:  ${r.conversions} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
     `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
+    `devices:      ${Object.values(r.deviceAccesses).reduce((a, b) => a + b, 0)} accesses on their own between messages: ok ${r.deviceAccesses.ok}, ` +
+      `IOMMU fault ${r.deviceAccesses.fault}, to-private ${r.deviceAccesses['dma-to-private']}, to-stale ${r.deviceAccesses['dma-to-stale']}, ` +
+      `legacy shared page of a block KVM holds private ${r.deviceAccesses['shared-page-of-private-block']}`,
     `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,
     `violations:   ${r.violations.length === 0 ? 'none' : r.violations.length}`,
     ...r.violations.slice(0, 10).map((v) => `  ${v.invariant}: ${v.message}`),
