@@ -286,27 +286,54 @@ interface StateChangeRecord {
 }
 
 /**
+ * Which state change an event belongs to, when several interleave on one
+ * bus: the caller that steps them knows which one is running (the
+ * RamBlockAttributes owner steps one generator at a time).
+ */
+export interface InterleavedStateChanges {
+  /** The state change whose events are being emitted now. */
+  current(): object | undefined;
+}
+
+/**
  * Rollback exactness (7), watching one RamBlockAttributes' events: after a
  * failed populate, exactly the listeners notified successfully in the
  * rolled-back steps get a discard (never the failing one), and the bitmap
- * is back to its prior value there. Assumes state changes do not
- * interleave on this bus (the actor runtime serialises them per owner
- * when this check is on).
+ * is back to its prior value there.
+ *
+ * With `interleaved`, several state changes (and registrations) may be in
+ * flight: each keeps its own record, keyed by `interleaved.current()`, and
+ * only the discards are checked: another conversion may legitimately have
+ * changed the same bits meanwhile, so the bitmap part would not be sound.
  */
 export class RollbackChecker {
   readonly #policy: RollbackPolicy;
   readonly #bitmap: SharedBitmap;
   readonly #blockSize: number;
   readonly #found: Violation[];
-  #record: StateChangeRecord | undefined;
+  readonly #interleaved: InterleavedStateChanges | undefined;
+  readonly #records = new Map<object | undefined, StateChangeRecord>();
   readonly #unsubscribe: () => void;
+  /** Failed populates checked so far. */
+  checked = 0;
 
-  constructor(bus: EventBus, policy: RollbackPolicy, bitmap: SharedBitmap, blockSize: number, found: Violation[]) {
+  constructor(bus: EventBus, policy: RollbackPolicy, bitmap: SharedBitmap, blockSize: number, found: Violation[], interleaved?: InterleavedStateChanges) {
     this.#policy = policy;
     this.#bitmap = bitmap;
     this.#blockSize = blockSize;
     this.#found = found;
+    this.#interleaved = interleaved;
     this.#unsubscribe = bus.subscribe((event) => this.#onEvent(event));
+  }
+
+  get #record(): StateChangeRecord | undefined {
+    return this.#records.get(this.#interleaved?.current());
+  }
+
+  set #record(record: StateChangeRecord | undefined) {
+    const key = this.#interleaved?.current();
+    if (record === undefined) this.#records.delete(key);
+    else this.#records.set(key, record);
   }
 
   dispose(): void {
@@ -319,7 +346,8 @@ export class RollbackChecker {
         this.#record = event.toDiscard || this.#policy === 'none' ? undefined : {
           offset: event.offset,
           size: event.size,
-          priorRuns: this.#policy === 'full' ? this.#bitmap.setRuns(event.offset / this.#blockSize, event.size / this.#blockSize) : undefined,
+          priorRuns: this.#policy === 'full' && this.#interleaved === undefined
+            ? this.#bitmap.setRuns(event.offset / this.#blockSize, event.size / this.#blockSize) : undefined,
           steps: [],
           rollbackDiscards: [],
         };
@@ -351,6 +379,7 @@ export class RollbackChecker {
   #check(record: StateChangeRecord): void {
     const failing = record.steps.findIndex((s) => s.failed);
     if (failing < 0) return;
+    this.checked++;
     const rolledBack = this.#policy === 'full' ? record.steps.slice(0, failing + 1) : [record.steps[failing]!];
     const expected = rolledBack.flatMap((s) => s.succeeded).sort();
     const actual = [...record.rollbackDiscards].sort();
@@ -373,6 +402,7 @@ export class RollbackChecker {
       }
       return;
     }
+    if (this.#interleaved !== undefined || this.#policy === 'full') return;
     const step = record.steps[failing]!;
     if (!this.#bitmap.isRangeClear(step.offset / blockSize, step.size / blockSize)) {
       this.#found.push({

@@ -8,6 +8,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../../src/actors/run-config.js';
 import { EIO, ENOMEM } from '../../src/core/errno.js';
+import { EventBus } from '../../src/core/events.js';
+import { RollbackChecker, type InterleavedStateChanges, type Violation } from '../../src/core/invariants.js';
+import { SharedBitmap } from '../../src/core/shared-bitmap.js';
 import { KvmMemoryAttributes } from '../../src/core/kvm-memory-attributes.js';
 import { VfioContainer } from '../../src/core/vfio/container.js';
 import { VfioRamDiscardListener } from '../../src/core/vfio/vfio-ram-discard-listener.js';
@@ -92,9 +95,58 @@ describe('instant checks against hand-made faulty variants', () => {
     }
   });
 
+  it('map faults with several conversions in flight (selftest: every vCPU owns its chunk): rollback checked, nothing flagged', () => {
+    const make = (seed: number): ExploreCase => {
+      const config = exploreConfig({ workload: 'selftest', seed, conversions: 40, machine: { layout: 'x86', vcpus: 3, inFlight: 3 } });
+      return { config: { ...config, rollback: 'listener', faults: { rate: 0.002, kinds: ['map'] } }, strategy: 'random', depth: 2, expectedSteps: 2000, scheduleSeed: seed };
+    };
+    const { invariants, results } = invariantsOver(8, make);
+    expect([...invariants]).toEqual([]);
+    expect(results.reduce((n, r) => n + r.stats.reduce((m, s) => m + (s['checked:rollback'] ?? 0), 0), 0)).toBeGreaterThan(0);
+  });
+
   it('an unmap failure (injected) leaves a stale mapping in QEMU as merged: found at the free', () => {
     const { invariants } = invariantsOver(8, (seed) => machine(seed, { faults: { rate: 0.3, kinds: ['unmap'] } }));
     expect(invariants.has('stale-mapping')).toBe(true);
     expect(EIO).toBe(5); // the errno table knows the errnos the fault plan returns
+  });
+});
+
+describe('rollback exactness with state changes interleaved', () => {
+  const events = (bus: EventBus, rollbackTo: string): void => {
+    // Two populates in flight (a and b), their events interleaved on one bus; each is told
+    // apart by the job being stepped. a fails at listener c1 after c0 succeeded.
+    const a = { job: 'a' };
+    const b = { job: 'b' };
+    let current: object | undefined;
+    const as = (job: object, fn: () => void): void => {
+      current = job;
+      fn();
+      current = undefined;
+    };
+    checkerKey.current = () => current;
+    as(a, () => bus.emit({ kind: 'stateChangeBegin', offset: 0, size: 8192, toDiscard: false }));
+    as(b, () => bus.emit({ kind: 'stateChangeBegin', offset: 65536, size: 4096, toDiscard: false }));
+    as(a, () => bus.emit({ kind: 'populateStep', offset: 0, size: 8192 }));
+    as(b, () => bus.emit({ kind: 'populateStep', offset: 65536, size: 4096 }));
+    as(a, () => bus.emit({ kind: 'notifyPopulateDone', listener: 'c0', offset: 0, size: 8192, ret: 0 }));
+    as(b, () => bus.emit({ kind: 'notifyPopulateDone', listener: 'c0', offset: 65536, size: 4096, ret: 0 }));
+    as(a, () => bus.emit({ kind: 'notifyPopulateDone', listener: 'c1', offset: 0, size: 8192, ret: -ENOMEM }));
+    as(b, () => bus.emit({ kind: 'notifyPopulateDone', listener: 'c1', offset: 65536, size: 4096, ret: 0 }));
+    as(a, () => bus.emit({ kind: 'notifyDiscard', listener: rollbackTo, offset: 0, size: 8192, rollback: true }));
+    as(b, () => bus.emit({ kind: 'stateChangeEnd', offset: 65536, size: 4096, toDiscard: false, ret: 0 }));
+    as(a, () => bus.emit({ kind: 'stateChangeEnd', offset: 0, size: 8192, toDiscard: false, ret: -ENOMEM }));
+  };
+  const checkerKey: InterleavedStateChanges = { current: () => undefined };
+
+  it('exactly the listeners notified before the failing one get the discard: correct, then the failing one discarded', () => {
+    for (const [rollbackTo, violations] of [['c0', 0], ['c1', 1]] as const) {
+      const bus = new EventBus();
+      const found: Violation[] = [];
+      const checker = new RollbackChecker(bus, 'listener', new SharedBitmap(64), 4096, found, { current: () => checkerKey.current() });
+      events(bus, rollbackTo);
+      expect(found.map((v) => v.invariant)).toEqual(Array(violations).fill('rollback'));
+      expect(checker.checked).toBe(1);
+    }
   });
 });

@@ -78,6 +78,9 @@ export class RamBlockAttributesOwner implements ActorLogic {
   #registrationActive = false;
   /** Jobs waiting for a conflicting kind to finish (serialized order only), FIFO. */
   readonly #deferred: Job[] = [];
+  readonly #rollback: RollbackChecker;
+  /** The job whose generator is being stepped (its events are being emitted). */
+  #stepping: Job | undefined;
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -95,9 +98,12 @@ export class RamBlockAttributesOwner implements ActorLogic {
       invertPriorityWalk: config.variant?.invertPriorityWalk ?? false,
     });
     this.#serialize = config.registrationOrder === 'serialized';
-    // Rollback exactness reads the events of one state change at a time: only when neither
-    // another conversion nor a registration replay can interleave with it.
-    if (config.inFlight === 1 && this.#serialize) new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found);
+    // Rollback exactness: each state change's events are told apart by the job being stepped
+    // when they are emitted. When nothing can interleave with a state change (one conversion
+    // in flight, serialized registration), the bitmap is checked too.
+    const alone = config.inFlight === 1 && this.#serialize;
+    this.#rollback = new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found,
+      alone ? undefined : { current: () => this.#stepping });
     this.#names = new Map<number, string>([[topology.kvm, 'kvm']]);
     topology.containers.forEach((actor, i) => this.#names.set(actor, `c${i}`));
   }
@@ -165,7 +171,9 @@ export class RamBlockAttributesOwner implements ActorLogic {
 
   /** Step a generator: send its next listener call, or its result. */
   #advance(job: Job, ret: number, ctx: ActorContext, first = false): void {
+    this.#stepping = job;
     const step = first ? job.calls.next() : job.calls.next(ret);
+    this.#stepping = undefined;
     if (step.done) {
       ctx.send(job.replyTo, { type: job.reply, from: ctx.self, tag: job.replyTag, ret: step.value });
       this.#finish(job, ctx);
@@ -191,7 +199,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters, sharedBlocks: this.rba.bitmap.countSet() };
+    return { ...this.#counters, sharedBlocks: this.rba.bitmap.countSet(), 'checked:rollback': this.#rollback.checked };
   }
 
   violations(): Violation[] {
