@@ -97,11 +97,6 @@ export function runIteration(input: IterationInput, seed = input.seed): Iteratio
   if (first !== undefined) {
     return { ...base, found: true, invariant: first.invariant, message: first.message, token: encodeToken(c) };
   }
-  if (r.outcome === 'registration-failed' && c.config.faults === undefined && c.config.variant === undefined) {
-    // Nothing was injected: a VFIO registration (at start-up or a hot-plug) that QEMU would
-    // refuse (realize fails, exit(1) on a failed replay, an abort on a failed region add).
-    return { ...base, found: true, invariant: 'registration-failed', message: 'a VFIO listener registration failed with no fault injected: QEMU refuses the device or exits', token: encodeToken(c) };
-  }
   if (r.outcome === 'deadlock') {
     return { ...base, found: true, invariant: 'deadlock', message: 'the actors stopped with a vCPU still waiting for a reply', token: encodeToken(c) };
   }

@@ -30,7 +30,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'register-race',
     description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change',
-    expected: ['disagreement', 'stale-mapping'],
+    expected: ['disagreement', 'stale-mapping', 'registration-failed'],
     apply: (c) => ({ ...c, workload: 'hotplug', registrationOrder: 'racy', hotplugEvery: 23 }),
   },
   {
@@ -75,7 +75,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'type1-4k-exhaustion',
     description: 'a realistically sized guest on type1 with the default dma_entry_limit (65,535) and 4 KiB mappings; older QEMU only warns at registration, maps then fail with -ENOSPC',
-    expected: ['disagreement'],
+    expected: ['conversion-failed', 'disagreement'],
     apply: (c) => ({
       ...c,
       guestMem: Math.max(c.guestMem, 1024 * MiB),

@@ -4,7 +4,7 @@
  * that turns notifications into maps and unmaps, and the device behind the
  * container that performs DMA concurrently with conversions.
  */
-import { ENOSPC } from '../../core/errno.js';
+import { ENOSPC, retName } from '../../core/errno.js';
 import { FaultPlan } from '../../core/fault-plan.js';
 import type { VfioSectionSpec } from '../../core/machine-layout.js';
 import { EventBus } from '../../core/events.js';
@@ -97,7 +97,7 @@ export class VfioContainerActor implements ActorLogic {
    * RamBlockAttributes owner (which replays shared runs to us), then the
    * mapping estimate. Resolves with 0 or an error.
    */
-  attach(section: { offset: number; size: number; iova: number }, ctx: ActorContext): Promise<number> {
+  attach(section: VfioSectionSpec, ctx: ActorContext): Promise<number> {
     const mrs: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: section.offset, size: section.size, offsetWithinAddressSpace: section.iova, readonly: false };
     const listener = new VfioRamDiscardListener(this.container, mrs, this.#granularity);
     return new Promise<number>((resolve) => {
@@ -107,10 +107,27 @@ export class VfioContainerActor implements ActorLogic {
         // the limit; older QEMU (the variant) only warned.
         const exceeded = ret === 0 && vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
         this.lastAttachRet = ret !== 0 ? ret : exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -ENOSPC : 0;
-        if (this.lastAttachRet !== 0) this.failedAttaches++;
+        if (this.lastAttachRet !== 0) {
+          this.failedAttaches++;
+          this.#checkRegistration(section, this.lastAttachRet);
+        }
         resolve(this.lastAttachRet);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
+    });
+  }
+
+  /**
+   * With nothing injected, a registration of a valid section must succeed:
+   * a failure means QEMU refuses the device (realize), exits (a failed
+   * replay: exit(1)) or aborts (a failed region add at run time).
+   */
+  #checkRegistration(section: VfioSectionSpec, ret: number): void {
+    if (this.#config.faults !== undefined || this.#config.variant !== undefined) return;
+    this.#found.push({
+      invariant: 'registration-failed',
+      message: `${this.container.id}: registering the VFIO listener for offset 0x${section.offset.toString(16)}+${section.size / 1024} KiB at IOVA 0x${section.iova.toString(16)} failed with ${retName(ret)} with nothing injected: QEMU refuses the device or exits`,
+      container: this.container.id, iova: section.iova, offset: section.offset, size: section.size,
     });
   }
 

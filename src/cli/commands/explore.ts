@@ -231,8 +231,8 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
   const originalTokenFile = join(dir, `${stem}.original.token`);
   const original = found.token!;
   let shrunk: ShrinkReport;
-  if (found.invariant === 'deadlock' || found.invariant === 'registration-failed') {
-    // Shrinking needs an invariant that fails; a deadlock or a refused registration is reported as found.
+  if (found.invariant === 'deadlock') {
+    // Shrinking needs an invariant that fails; a deadlock is reported as found.
     shrunk = {
       invariant, message: found.message ?? '', replay: original, traceHash: found.traceHash, steps: found.steps,
       story: [`(a ${invariant} is not shrunk: replay the token for its full story)`], storySteps: 0, attempts: 0,
