@@ -148,6 +148,7 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
     ['explore', '--per-order', '--order', 'v6'],
     ['explore', '--threads', 'many'],
     ['explore', '--frobnicate'],
+    ['explore', '--layout', 'moon'],
     ['replay'],
     ['replay', 'not-a-token-nor-a-file'],
     ['replay', 'convsim1.@@@'],
