@@ -15,6 +15,11 @@ export interface ContainerSpec {
   readonly backend: VfioBackend;
   /** type1 only. */
   readonly dmaEntryLimit: number;
+  /**
+   * Where the type1 limit came from: the kernel's default (`type1`), the
+   * user (`type1:N`), or raised to fit the mapping estimate (`type1:auto`).
+   */
+  readonly limitSource?: 'default' | 'set' | 'auto';
 }
 
 export interface RunConfig {
@@ -34,6 +39,7 @@ export interface RunConfig {
   readonly workload: WorkloadName;
   /** Conversions between quiescent checks. */
   readonly checkEvery: number;
+  /** `kvm_get_max_memslots()` for the VFIO mapping estimate (x86 KVM: 32764). */
   readonly maxMemslots: number;
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';

@@ -9,6 +9,8 @@ import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import { MiB } from '../core/units.js';
 import { runDeterministic, type DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { DeviationStrategy, PctStrategy, RandomStrategy, type Strategy, type StrategyName } from '../runtime/deterministic/strategy.js';
+import { autoDmaEntryLimit } from '../actors/device-realize.js';
+import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import { findMutant } from './mutants.js';
 
 export interface ExploreCase {
@@ -31,11 +33,15 @@ export const MAX_STEPS = 2_000_000;
 /** The small machine exploration runs on: cheap iterations, still two of everything. */
 export function exploreConfig(options: {
   workload: WorkloadName; seed: number; mode?: BackingMode; order?: InplaceOrder; mutant?: string; conversions?: number;
+  /** `kvm_get_max_memslots()` (default 32764, x86 KVM). */
+  maxMemslots?: number;
 }): RunConfig {
   const guestMem = 64 * MiB;
+  const maxMemslots = options.maxMemslots ?? KVM_X86_MAX_MEMSLOTS;
+  const type1Limit = autoDmaEntryLimit({ guestMem, gpaBase: 0, blockSize: 4096, maxMemslots });
   const base: RunConfig = {
     vcpus: 2,
-    containers: [{ backend: 'type1', dmaEntryLimit: guestMem / 4096 + 1024 }, { backend: 'iommufd', dmaEntryLimit: 0 }],
+    containers: [{ backend: 'type1', dmaEntryLimit: type1Limit, limitSource: 'auto' }, { backend: 'iommufd', dmaEntryLimit: 0 }],
     guestMem,
     blockSize: 4096,
     gpaBase: 0,
@@ -47,7 +53,7 @@ export function exploreConfig(options: {
     seed: options.seed,
     workload: options.workload,
     checkEvery: 1_000_000,
-    maxMemslots: 512,
+    maxMemslots,
     registrationOrder: 'serialized',
     profile: false,
   };

@@ -33,6 +33,8 @@ export interface IterationInput {
   readonly order?: InplaceOrder;
   readonly mutant?: string;
   readonly conversions?: number;
+  /** `kvm_get_max_memslots()` (default 32764). */
+  readonly maxMemslots?: number;
   /** Seeds `seed .. seed + count - 1` (default 1). */
   readonly count?: number;
   /** Run the whole batch even after a failure. */
@@ -64,6 +66,7 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
     ...(input.order === undefined ? {} : { order: input.order }),
     ...(input.mutant === undefined ? {} : { mutant: input.mutant }),
     ...(input.conversions === undefined ? {} : { conversions: input.conversions }),
+    ...(input.maxMemslots === undefined ? {} : { maxMemslots: input.maxMemslots }),
   });
   return {
     config,
@@ -83,6 +86,10 @@ export function runIteration(input: IterationInput, seed = input.seed): Iteratio
   const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash };
   if (first !== undefined) {
     return { ...base, found: true, invariant: first.invariant, message: first.message, token: encodeToken(c) };
+  }
+  if (r.fatal !== undefined) {
+    // QEMU exits, aborts or refuses the device: a finding, named by the outcome.
+    return { ...base, found: true, invariant: r.qemuOutcome, message: r.fatal.message, token: encodeToken(c) };
   }
   if (r.outcome === 'deadlock') {
     return { ...base, found: true, invariant: 'deadlock', message: 'the actors stopped with a vCPU still waiting for a reply', token: encodeToken(c) };

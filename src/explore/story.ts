@@ -67,7 +67,7 @@ interface Line {
 /** The story of a recorded run, up to and including its first violation. */
 export function story(result: DeterministicResult): string[] {
   const names = result.actors.map((a) => a.id);
-  const end = result.violationStep >= 0 ? result.violationStep : result.trace.length - 1;
+  const end = result.violationStep >= 0 ? result.violationStep : result.fatal !== undefined ? result.fatal.step : result.trace.length - 1;
   const lines: Line[] = result.trace.slice(0, end + 1).map((d) => {
     const from = names[d.from] ?? `actor${d.from}`;
     const to = names[d.to] ?? `actor${d.to}`;
@@ -77,6 +77,7 @@ export function story(result: DeterministicResult): string[] {
   const out = collapse(lines);
   const first: Violation | undefined = result.violations[0];
   if (first !== undefined) out.push(`=> ${first.invariant}: ${first.message}`);
+  else if (result.fatal !== undefined) out.push(`=> ${result.qemuOutcome}: ${result.fatal.message}`);
   return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));
 }
 

@@ -5,6 +5,7 @@
  * container that performs DMA concurrently with conversions.
  */
 import { ENOSPC } from '../../core/errno.js';
+import type { RegisterFailure } from '../../core/qemu-outcome.js';
 import { EventBus } from '../../core/events.js';
 import {
   accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkMapOfSharedBlock, checkPartialUnmaps, checkSectionAgreement,
@@ -69,9 +70,10 @@ export class VfioContainerActor implements ActorLogic {
   /**
    * `vfio_ram_discard_register_listener` for one section: register with the
    * RamBlockAttributes owner (which replays shared runs to us), then the
-   * mapping estimate. Resolves with 0 or an error.
+   * mapping estimate. Resolves with 0 or an error (and calls `onDone` with
+   * it, synchronously, when the reply is handled).
    */
-  attach(section: { offset: number; size: number; iova: number }, ctx: ActorContext): Promise<number> {
+  attach(section: { offset: number; size: number; iova: number }, ctx: ActorContext, onDone?: (ret: number) => void): Promise<number> {
     const mrs: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: section.offset, size: section.size, offsetWithinAddressSpace: section.iova, readonly: false };
     const listener = new VfioRamDiscardListener(this.container, mrs, this.#granularity);
     return new Promise<number>((resolve) => {
@@ -80,7 +82,11 @@ export class VfioContainerActor implements ActorLogic {
         // Current QEMU fails the region add when the worst-case mapping estimate exceeds
         // the limit; older QEMU (the variant) only warned.
         const exceeded = ret === 0 && vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
-        this.lastAttachRet = ret !== 0 ? ret : exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -ENOSPC : 0;
+        const refused = exceeded && this.#config.variant?.dmaLimitWarnOnly !== true;
+        this.lastAttachRet = ret !== 0 ? ret : refused ? -ENOSPC : 0;
+        this.lastAttachFailure = ret !== 0 ? 'replay' : refused ? 'estimate' : 'none';
+        // Synchronously, for the deterministic runtime (a promise continuation would run after its loop).
+        onDone?.(this.lastAttachRet);
         resolve(this.lastAttachRet);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
@@ -89,6 +95,8 @@ export class VfioContainerActor implements ActorLogic {
 
   /** The result of the last completed `attach` (0, or why QEMU would refuse the device). */
   lastAttachRet = 0;
+  /** Which step of the last completed `attach` failed (decides how QEMU ends: see `registerOutcome`). */
+  lastAttachFailure: RegisterFailure = 'none';
 
   /** A registration or unregistration of this container is waiting for its reply. */
   get registering(): boolean {

@@ -10,7 +10,10 @@ import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
 import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '../../runtime/threaded-run.js';
 import { parseChoice, parseCount, parseSize } from '../option-values.js';
-import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
+import { EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
+import { autoDmaEntryLimit, describeAutoLimit, refusedAtStartup } from '../../actors/device-realize.js';
+import { describeEstimate, KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
+import { TYPE1_DEFAULT_DMA_ENTRY_LIMIT } from '../../core/vfio/type1-container.js';
 import { ProgressLine } from '../progress.js';
 import { renderHtmlReport } from '../../report/html-report.js';
 import { reportData } from '../../report/report-data.js';
@@ -19,8 +22,11 @@ export const RUN_HELP = `convsim run [options]
   Run the protocol on real threads (one worker per vCPU, KVM exit handler,
   RamBlockAttributes owner and VFIO container).
   --vcpus N            vCPU threads (default 4)
-  --containers LIST    back-ends, e.g. type1,iommufd (default); type1:LIMIT sets
-                       dma_entry_limit (default: raised to fit the guest)
+  --containers LIST    back-ends (default type1:auto,iommufd). type1 has the kernel's
+                       default dma_entry_limit 65535, type1:N sets it, type1:auto
+                       raises it to the smallest limit QEMU's mapping estimate accepts
+  --memslots N         kvm_get_max_memslots() for that estimate (default 32764, x86 KVM;
+                       QEMU without KVM uses 512)
   --guest-mem SIZE     guest RAM, e.g. 1G (default), 64M, 1T
   --mode M             ${BACKING_MODES.join('|')} (default legacy)
   --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
@@ -36,7 +42,8 @@ export const RUN_HELP = `convsim run [options]
   --report FILE.html   write a self-contained HTML report (memory map over time, conversions/s,
                        live IOMMU mappings, latency histograms); samples the run every ~100 ms
   --json               one JSON object on stdout (always includes the profile)
-  Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
+  Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock),
+        4 QEMU would refuse a device at start-up (realize-failed; one line says why; nothing ran).`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
 export function parseRunOptions(argv: string[]): {
@@ -46,7 +53,8 @@ export function parseRunOptions(argv: string[]): {
     args: argv,
     options: {
       vcpus: { type: 'string', default: '4' },
-      containers: { type: 'string', default: 'type1,iommufd' },
+      containers: { type: 'string', default: 'type1:auto,iommufd' },
+      memslots: { type: 'string', default: String(KVM_X86_MAX_MEMSLOTS) },
       'guest-mem': { type: 'string', default: '1G' },
       mode: { type: 'string', default: 'legacy' },
       order: { type: 'string', default: 'explicit' },
@@ -69,13 +77,8 @@ export function parseRunOptions(argv: string[]): {
   const blockSize = 4096;
   const guestMem = parseSize('guest-mem', values['guest-mem']!);
   if (!isAligned(guestMem, 2 * 1024 * 1024)) throw new UsageError(`--guest-mem: ${values['guest-mem']} must be a multiple of 2M`);
-  const blocks = guestMem / blockSize;
-  const containers = values.containers!.split(',').map((item): ContainerSpec => {
-    const [backend = '', limit] = item.split(':');
-    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
-    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
-    return { backend: b, dmaEntryLimit: limit === undefined ? blocks + 1024 : parseCount('containers', limit) };
-  });
+  const maxMemslots = parseCount('memslots', values.memslots!, 1, 32767);
+  const containers = parseContainers(values.containers!, { guestMem, gpaBase: 0, blockSize, maxMemslots });
   if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
   const vcpus = parseCount('vcpus', values.vcpus!, 1, 64);
   const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
@@ -99,12 +102,29 @@ export function parseRunOptions(argv: string[]): {
     seed: parseCount('seed', values.seed!, 0, 2 ** 31 - 1),
     workload,
     checkEvery: parseCount('check-every', values['check-every']!, 1),
-    maxMemslots: 512,
+    maxMemslots,
     registrationOrder: 'serialized',
   };
   const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
   if (values.report === '') throw new UsageError('--report: needs a file name');
   return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
+}
+
+/**
+ * `--containers`: `type1` (the kernel's default limit), `type1:N`,
+ * `type1:auto` (raised to fit the start-up sections), `iommufd`.
+ */
+export function parseContainers(list: string, sizing: Parameters<typeof autoDmaEntryLimit>[0]): ContainerSpec[] {
+  return list.split(',').map((item): ContainerSpec => {
+    const [backend = '', limit, extra] = item.split(':');
+    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
+    if (extra !== undefined) throw new UsageError(`--containers: ${JSON.stringify(item)} is not type1, type1:N, type1:auto or iommufd`);
+    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
+    if (b === 'iommufd') return { backend: b, dmaEntryLimit: 0 };
+    if (limit === undefined) return { backend: b, dmaEntryLimit: TYPE1_DEFAULT_DMA_ENTRY_LIMIT, limitSource: 'default' };
+    if (limit === 'auto') return { backend: b, dmaEntryLimit: autoDmaEntryLimit(sizing), limitSource: 'auto' };
+    return { backend: b, dmaEntryLimit: parseCount('containers', limit, 1, 2 ** 32 - 1), limitSource: 'set' };
+  });
 }
 
 /**
@@ -122,6 +142,14 @@ function injectedFault(): RunOptions['crash'] {
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { config, json, profile, trace, report } = parseRunOptions(argv);
+  const refused = refusedAtStartup(config);
+  if (refused !== undefined) {
+    // QEMU fails device realize: the VM never starts, no conversion runs.
+    const line = describeEstimate(`c${refused.index}`, refused.estimate);
+    if (json) process.stdout.write(`${JSON.stringify({ config, outcome: 'realize-failed', refused: { container: `c${refused.index}`, ...refused.estimate }, message: line })}\n`);
+    else process.stdout.write(`convsim run: realize-failed: ${line}\n`);
+    return EXIT_REFUSED;
+  }
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
   const crash = injectedFault();
   let result: RunReport;
@@ -164,11 +192,16 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
     `convsim run: ${config.workload}, ${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join('+')}, ` +
       `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, ` +
       `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
+    ...config.containers.flatMap((c, i) => {
+      const note = describeAutoLimit(config, i, c);
+      return note === undefined ? [] : [`limits:       ${note}`];
+    }),
     `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
     `conversions:  ${r.conversions} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
     `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
     `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,
+    `outcome:      ${r.outcome}${r.fatalMessage === undefined ? '' : ` (${r.fatalMessage}; the run ended there)`}`,
     `violations:   ${r.violations.length === 0 ? 'none' : r.violations.length}`,
     ...r.violations.slice(0, 10).map((v) => `  ${v.invariant}: ${v.message}`),
   ];

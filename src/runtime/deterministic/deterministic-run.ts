@@ -19,6 +19,8 @@ import { Vcpu } from '../../actors/vcpu/vcpu.js';
 import { VfioContainerActor } from '../../actors/vfio-container/container-actor.js';
 import type { Violation } from '../../core/invariants.js';
 import { Prng } from '../../core/prng.js';
+import { registerOutcome, type FatalOutcome, type QemuOutcome } from '../../core/qemu-outcome.js';
+import { retName } from '../../core/errno.js';
 import type { Candidate, Strategy } from './strategy.js';
 import { TraceHasher, type Delivery } from './trace.js';
 
@@ -35,10 +37,10 @@ export interface DeterministicOptions {
 }
 
 /**
- * How a run ended. `registration-failed`: a container's VFIO registration
- * failed at start-up (QEMU refuses the device or exits), so the VM never ran.
+ * How a run ended. The fatal QEMU outcomes (`qemu-exit`, `realize-failed`,
+ * `qemu-abort`, see `QemuOutcome`) end it where the process would be gone.
  */
-export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | 'registration-failed';
+export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | FatalOutcome;
 
 export interface DeterministicResult {
   readonly outcome: DeterministicOutcome;
@@ -53,6 +55,10 @@ export interface DeterministicResult {
   readonly conversions: number;
   readonly actors: Array<{ role: ActorRole; id: string }>;
   readonly vmStopped: boolean;
+  /** How the QEMU process stands at the end. */
+  readonly qemuOutcome: QemuOutcome;
+  /** For a fatal outcome: the one line QEMU would print, and the delivery after which it happened. */
+  readonly fatal?: { readonly message: string; readonly step: number };
   /** Each actor's counters at the end, by actor index. */
   readonly stats: Array<Record<string, number>>;
 }
@@ -129,6 +135,16 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   };
 
   let step = 0;
+  /** Set when QEMU would exit or abort (or never start): the run ends at the next scheduling point. */
+  let fatal: { outcome: FatalOutcome; message: string; step: number } | undefined;
+  const noteRegistration = (c: VfioContainerActor, index: number, ret: number, initialized: boolean): void => {
+    const outcome = registerOutcome(c.lastAttachFailure, initialized);
+    if (outcome === undefined || outcome === 'running' || outcome === 'vm-stopped' || fatal !== undefined) return;
+    const why = c.lastAttachFailure === 'replay'
+      ? `ram_block_attributes_rdm_register_listener: replay failed (${retName(ret)}): exit(1)`
+      : `vfio_ram_discard_register_listener: possibly running out of DMA mappings (${retName(ret)})`;
+    fatal = { outcome, message: `c${index}: ${why}`, step: step - 1 };
+  };
   /** Step being delivered (-1 outside deliveries): when each message was sent, for trace flows. */
   let current = -1;
   const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
@@ -193,14 +209,18 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         // One hot-plug at a time per container, as the host thread does it.
         if (c.registering) continue;
         void c.detach(contexts[topology.containers[which]!]!).then(() => undefined);
-        void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[which]!]!);
+        // A re-registration on an initialized container: a failed replay exits, a refused estimate aborts.
+        void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[which]!]!,
+          (ret) => noteRegistration(c, which, ret, true));
       }
+      if (fatal !== undefined) return fatal.outcome;
     }
-    return undefined;
+    return fatal?.outcome;
   };
 
   const finish = (outcome: DeterministicOutcome): DeterministicResult => {
     const violations = actors.flatMap((a) => a.violations());
+    const qemuOutcome: QemuOutcome = fatal?.outcome ?? (kvm.stopReason !== undefined ? 'vm-stopped' : 'running');
     return {
       outcome,
       steps: step,
@@ -212,6 +232,8 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       conversions: kvm.stats()['conversions'] ?? 0,
       actors: names.map((id, a) => ({ role: roles[a]!, id })),
       vmStopped: kvm.stopReason !== undefined,
+      qemuOutcome,
+      ...(fatal === undefined ? {} : { fatal: { message: fatal.message, step: fatal.step } }),
       stats: actors.map((a) => a.stats()),
     };
   };
@@ -222,10 +244,10 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   let stopped = drain();
   if (stopped !== undefined) return finish(stopped);
   for (const [i, c] of containers.entries()) {
-    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!);
+    void c.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }, contexts[topology.containers[i]!]!,
+      (ret) => noteRegistration(c, i, ret, false));
     stopped = drain();
     if (stopped !== undefined) return finish(stopped);
-    if (c.lastAttachRet !== 0) return finish('registration-failed');
   }
   vcpus.forEach((v, i) => v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!));
   stopped = drain();
