@@ -5,6 +5,7 @@
 import type { BackingMode, GuestMemoryBuffers } from '../core/guest-memory.js';
 import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import type { RollbackPolicy } from '../core/ram-block-attributes.js';
+import type { SharedBacking } from '../core/shared-backing.js';
 import type { VfioBackend } from '../core/vfio/container.js';
 import type { Topology } from './actor.js';
 
@@ -55,6 +56,8 @@ export interface RunConfig {
   readonly hotplugEvery?: number;
   /** Shrinking: per vCPU, the number of workload actions after which it stops. */
   readonly actionLimit?: readonly number[];
+  /** The shared half's backend (default `anonymous`); `hugetlb` pages are not discarded on a conversion to private. */
+  readonly sharedBacking?: SharedBacking;
 }
 
 /**

@@ -4,7 +4,9 @@
  * the VFIO containers with their listeners. Single-threaded and
  * synchronous: the actor runtime splits the same objects across threads.
  */
+import { NO_CONVERSION_FAULTS, type ConversionFaults } from './conversion-faults.js';
 import { type Ret, retName } from './errno.js';
+import { sharedBackingPageSize, type SharedBacking } from './shared-backing.js';
 import { EventBus } from './events.js';
 import { GuestMemory, type BackingMode } from './guest-memory.js';
 import { KvmConversionListener } from './kvm-conversion-listener.js';
@@ -42,6 +44,8 @@ export interface VmConfig {
   readonly maxMemslots: number;
   /** What the VFIO mapping estimate does when exceeded. */
   readonly dmaLimitCheck: DmaLimitCheck;
+  /** The shared half's memory backend (default `anonymous`); `hugetlb` is not discarded on a conversion to private. */
+  readonly sharedBacking?: SharedBacking;
 }
 
 export const DEFAULT_VM_CONFIG: Omit<VmConfig, 'regionSize'> = {
@@ -74,7 +78,11 @@ export class ConfidentialVm {
   #stopReason: string | undefined;
   readonly #conversion: ConversionContext;
 
-  constructor(config: VmConfig) {
+  /**
+   * @param faults failures of KVM's attribute ioctl and of discards inside
+   *   `kvm_convert_memory` (default: none).
+   */
+  constructor(config: VmConfig, faults: ConversionFaults = NO_CONVERSION_FAULTS) {
     this.config = config;
     this.kvm = new KvmMemoryAttributes(config.gpaBase, config.regionSize, config.blockSize);
     this.memory = new GuestMemory(config.mode, config.regionSize, config.blockSize, this.kvm);
@@ -95,6 +103,8 @@ export class ConfidentialVm {
       gpaBase: config.gpaBase,
       regionSize: config.regionSize,
       pageSize: config.blockSize,
+      sharedPageSize: sharedBackingPageSize(config.sharedBacking ?? 'anonymous'),
+      faults,
       mode: config.mode,
       inplaceOrder: config.inplaceOrder,
       kvm: this.kvm,

@@ -2,7 +2,8 @@
  * `kvm_convert_memory(start, size, to_private)` (accel/kvm/kvm-all.c), the
  * path a vCPU takes on a memory-fault exit or a MapGPA hypercall.
  */
-import { EINVAL, EPERM, type Ret } from './errno.js';
+import type { ConversionFaults } from './conversion-faults.js';
+import { EINVAL, type Ret } from './errno.js';
 import type { EventBus } from './events.js';
 import type { BackingMode, GuestMemory } from './guest-memory.js';
 import type { KvmConversionListener } from './kvm-conversion-listener.js';
@@ -28,6 +29,10 @@ export interface ConversionContext {
   readonly regionSize: number;
   /** `qemu_real_host_page_size()`. */
   readonly pageSize: number;
+  /** `rb->page_size` of the RAMBlock's shared backing (hugetlb: larger than `pageSize`). */
+  readonly sharedPageSize: number;
+  /** Failures of the attribute ioctl and of discards (default: none; see `NO_CONVERSION_FAULTS`). */
+  readonly faults: ConversionFaults;
   readonly mode: BackingMode;
   readonly inplaceOrder: InplaceOrder;
   readonly kvm: KvmMemoryAttributes;
@@ -59,15 +64,14 @@ export type ConversionSteps = Generator<StateChangeCall, Ret, Ret>;
  * side being left. In-place: see {@link InplaceOrder}.
  */
 export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): ConversionSteps {
-  // QEMU returns a bare -1 here and for "no region, to private"; the model uses -EINVAL and
-  // -EPERM (-1) so the two are told apart, as the spec names the first -EINVAL.
+  // Current QEMU returns -EINVAL for bad arguments and for "no region, to private" (older QEMU: -1).
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
   // memory_region_find(): the model has one guest_memfd region; nothing else is RAM.
   const regionEnd = ctx.gpaBase + ctx.regionSize;
   if (start + size <= ctx.gpaBase || start >= regionEnd) {
     // Converting unassigned memory to shared is ignored (emulated MMIO); to private is an error.
-    return toPrivate ? -EPERM : 0;
+    return toPrivate ? -EINVAL : 0;
   }
   // QEMU derives the offset from the section found but keeps the caller's size.
   const offset = Math.max(start, ctx.gpaBase) - ctx.gpaBase;
@@ -80,6 +84,9 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
     return ret !== 0 ? ret : conversionError;
   }
 
+  // kvm_set_memory_attributes_private/shared: an ioctl error is returned as it is, nothing changed.
+  const setRet = ctx.faults.failSetAttributes(start, size, toPrivate);
+  if (setRet !== 0) return setRet;
   ctx.kvm.set(start, size, toPrivate);
   ctx.bus?.emit({ kind: 'kvmSetAttributes', gpa: start, size, private: toPrivate });
 
@@ -87,9 +94,15 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
     const ret = yield stateChange;
     if (ret !== 0) return ret; // "Failed to notify the listener the state change"
     if (toPrivate) {
+      // Shared memory backed by hugetlb is pre-allocated and not discarded: it keeps its data.
+      if (ctx.sharedPageSize !== ctx.pageSize) return 0;
+      const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
+      if (discardRet !== 0) return discardRet;
       ctx.memory.discardShared(offset, size); // ram_block_discard_range
       ctx.bus?.emit({ kind: 'discardShared', offset, size });
     } else {
+      const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
+      if (discardRet !== 0) return discardRet;
       ctx.memory.discardPrivate(offset, size); // ram_block_discard_guest_memfd_range
       ctx.bus?.emit({ kind: 'discardPrivate', offset, size });
     }

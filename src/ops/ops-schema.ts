@@ -7,6 +7,7 @@ import { DEFAULT_VM_CONFIG, type VmConfig } from '../core/confidential-vm.js';
 import { BACKING_MODES } from '../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../core/kvm-convert-memory.js';
 import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
+import { SHARED_BACKINGS } from '../core/shared-backing.js';
 import { isAligned, isOffset, isPowerOfTwo } from '../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
 
@@ -66,6 +67,7 @@ const CONFIG_FIELDS: Record<string, FieldKind> = {
   inplaceOrder: INPLACE_ORDERS,
   maxMemslots: 'int',
   dmaLimitCheck: ['error', 'warn'],
+  sharedBacking: SHARED_BACKINGS,
 };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -13,7 +13,9 @@
  * callbacks on replies (not promises), so the same code runs under the
  * deterministic scheduler with a synchronous admission.
  */
+import { NO_CONVERSION_FAULTS, type ConversionFaults } from '../../core/conversion-faults.js';
 import { retName } from '../../core/errno.js';
+import { sharedBackingPageSize } from '../../core/shared-backing.js';
 import { EventBus } from '../../core/events.js';
 import { checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } from '../../core/invariants.js';
 import { KvmConversionListener } from '../../core/kvm-conversion-listener.js';
@@ -53,7 +55,11 @@ export class KvmExitHandler implements ActorLogic {
     conversions4K: 0, conversions2M: 0, conversionsOther: 0,
   };
 
-  constructor(setup: ActorSetup, admission?: ConversionAdmission) {
+  /**
+   * @param faults failures of KVM's attribute ioctl and of discards inside
+   *   `kvm_convert_memory` (default: none); must be seeded for determinism.
+   */
+  constructor(setup: ActorSetup, admission?: ConversionAdmission, faults: ConversionFaults = NO_CONVERSION_FAULTS) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
     this.#config = setup.config;
     this.#topology = setup.topology;
@@ -65,6 +71,8 @@ export class KvmExitHandler implements ActorLogic {
       gpaBase: config.gpaBase,
       regionSize: config.guestMem,
       pageSize: config.blockSize,
+      sharedPageSize: sharedBackingPageSize(config.sharedBacking ?? 'anonymous'),
+      faults,
       mode: config.mode,
       inplaceOrder: config.order,
       kvm: this.#views.kvm,

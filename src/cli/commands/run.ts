@@ -5,6 +5,7 @@ import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-co
 import { WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
+import { SHARED_BACKINGS } from '../../core/shared-backing.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
@@ -29,6 +30,8 @@ export const RUN_HELP = `convsim run [options]
                        QEMU without KVM uses 512)
   --guest-mem SIZE     guest RAM, e.g. 1G (default), 64M, 1T
   --mode M             ${BACKING_MODES.join('|')} (default legacy)
+  --shared-backing B   ${SHARED_BACKINGS.join('|')} (default anonymous): hugetlb shared pages are not
+                       discarded on a conversion to private (QEMU's kvm_convert_memory)
   --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
   --rollback R         ${ROLLBACK_POLICIES.join('|')} (default none)
   --in-flight N        conversions in flight at the KVM exit handler (default 1)
@@ -57,6 +60,7 @@ export function parseRunOptions(argv: string[]): {
       memslots: { type: 'string', default: String(KVM_X86_MAX_MEMSLOTS) },
       'guest-mem': { type: 'string', default: '1G' },
       mode: { type: 'string', default: 'legacy' },
+      'shared-backing': { type: 'string', default: 'anonymous' },
       order: { type: 'string', default: 'explicit' },
       rollback: { type: 'string', default: 'none' },
       'in-flight': { type: 'string', default: '1' },
@@ -104,6 +108,7 @@ export function parseRunOptions(argv: string[]): {
     checkEvery: parseCount('check-every', values['check-every']!, 1),
     maxMemslots,
     registrationOrder: 'serialized',
+    sharedBacking: parseChoice('shared-backing', values['shared-backing']!, SHARED_BACKINGS),
   };
   const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
   if (values.report === '') throw new UsageError('--report: needs a file name');
@@ -190,7 +195,8 @@ export async function runCommand(argv: string[]): Promise<number> {
 function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
   const lines = [
     `convsim run: ${config.workload}, ${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join('+')}, ` +
-      `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, ` +
+      `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}` +
+      `${config.sharedBacking === 'hugetlb' ? ', hugetlb shared backing' : ''}, ` +
       `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
     ...config.containers.flatMap((c, i) => {
       const note = describeAutoLimit(config, i, c);
