@@ -6,6 +6,7 @@ import type { BackingMode, GuestMemoryBuffers } from '../core/guest-memory.js';
 import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import type { RollbackPolicy } from '../core/ram-block-attributes.js';
 import type { SharedBacking } from '../core/shared-backing.js';
+import type { Platform } from './vcpu/conversion-exits.js';
 import type { VfioBackend } from '../core/vfio/container.js';
 import type { Topology } from './actor.js';
 
@@ -58,6 +59,8 @@ export interface RunConfig {
   readonly actionLimit?: readonly number[];
   /** The shared half's backend (default `anonymous`); `hugetlb` pages are not discarded on a conversion to private. */
   readonly sharedBacking?: SharedBacking;
+  /** How guest conversion requests exit to userspace (default `tdx`; see conversion-exits.ts). */
+  readonly platform?: Platform;
 }
 
 /**

@@ -10,6 +10,7 @@ import { MiB } from '../core/units.js';
 import { runDeterministic, type DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { DeviationStrategy, PctStrategy, RandomStrategy, type Strategy, type StrategyName } from '../runtime/deterministic/strategy.js';
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
+import type { Platform } from '../actors/vcpu/conversion-exits.js';
 import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import { findMutant } from './mutants.js';
 
@@ -35,6 +36,8 @@ export function exploreConfig(options: {
   workload: WorkloadName; seed: number; mode?: BackingMode; order?: InplaceOrder; mutant?: string; conversions?: number;
   /** `kvm_get_max_memslots()` (default 32764, x86 KVM). */
   maxMemslots?: number;
+  /** Conversion exits (default tdx; sw-protected for the selftest). */
+  platform?: Platform;
 }): RunConfig {
   const guestMem = 64 * MiB;
   const maxMemslots = options.maxMemslots ?? KVM_X86_MAX_MEMSLOTS;
@@ -56,6 +59,7 @@ export function exploreConfig(options: {
     maxMemslots,
     registrationOrder: 'serialized',
     profile: false,
+    platform: options.platform ?? (options.workload === 'selftest' ? 'sw-protected' : 'tdx'),
   };
   if (options.mutant === undefined) return base;
   const mutant = findMutant(options.mutant);

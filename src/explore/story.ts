@@ -6,7 +6,7 @@
  */
 import type { Message } from '../actors/protocol.js';
 import { EXIT_MAP_GPA, DMA_OUTCOMES } from '../actors/protocol.js';
-import type { Violation } from '../core/invariants.js';
+import { firstFailure } from './failure.js';
 import { formatSize } from '../core/units.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 
@@ -64,10 +64,11 @@ interface Line {
   readonly text: string;
 }
 
-/** The story of a recorded run, up to and including its first violation. */
+/** The story of a recorded run, up to and including its first violation (or QEMU's exit or abort). */
 export function story(result: DeterministicResult): string[] {
   const names = result.actors.map((a) => a.id);
-  const end = result.violationStep >= 0 ? result.violationStep : result.fatal !== undefined ? result.fatal.step : result.trace.length - 1;
+  const failure = firstFailure(result);
+  const end = failure !== undefined ? failure.step : result.trace.length - 1;
   const lines: Line[] = result.trace.slice(0, end + 1).map((d) => {
     const from = names[d.from] ?? `actor${d.from}`;
     const to = names[d.to] ?? `actor${d.to}`;
@@ -75,9 +76,7 @@ export function story(result: DeterministicResult): string[] {
     return { key: `${from}>${to}:${d.message.type}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
   });
   const out = collapse(lines);
-  const first: Violation | undefined = result.violations[0];
-  if (first !== undefined) out.push(`=> ${first.invariant}: ${first.message}`);
-  else if (result.fatal !== undefined) out.push(`=> ${result.qemuOutcome}: ${result.fatal.message}`);
+  if (failure !== undefined) out.push(`=> ${failure.name}: ${failure.message}`);
   return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));
 }
 

@@ -1,8 +1,8 @@
 /**
  * A vCPU: runs its guest workload and blocks during its own exits, as a
  * real vCPU thread does in KVM_RUN. Conversions reach the KVM exit handler
- * as exits (MapGPA hypercalls split into 2 MiB chunks, memory faults);
- * device DMA is requested from a container and awaited.
+ * as exits (the platform's conversion exits, see conversion-exits.ts, and
+ * memory faults); device DMA is requested from a container and awaited.
  */
 import type { Violation } from '../../core/invariants.js';
 import { KiB } from '../../core/units.js';
@@ -12,13 +12,21 @@ import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
-import { mapGpaChunks, workload } from './workloads.js';
+import { conversionExits, tdxMapGpaPieces, type Exit, type Platform } from './conversion-exits.js';
+import { workload } from './workloads.js';
+import { Prng } from '../../core/prng.js';
 
 const PAGE = 4 * KiB;
 
+/**
+ * TDX: the chance that the vCPU has pending events when a MapGPA piece
+ * completes, so that KVM returns RETRY instead of exiting for the next one.
+ */
+export const TDX_PENDING_EVENT_CHANCE = 0.25;
+
 /** What the vCPU is blocked on. */
 type Blocked =
-  | { kind: 'mapGpa'; chunks: Array<[number, number]>; toPrivate: boolean; exits: number }
+  | { kind: 'mapGpa'; chunks: Exit[]; end: number; toPrivate: boolean; exits: number }
   | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number }
   | { kind: 'dma' };
 
@@ -40,7 +48,15 @@ export class Vcpu implements ActorLogic {
   #action = 0;
   readonly #skip: ReadonlySet<number>;
   readonly #found: Violation[] = [];
-  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0 };
+  readonly #counters = {
+    actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, mapGpaRetries: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0,
+  };
+  readonly #platform: Platform;
+  /**
+   * Pending events (interrupts, NMIs) at the end of each TDX MapGPA piece:
+   * its own seeded stream, so the workload's random choices do not move.
+   */
+  readonly #pendingEvents: Prng;
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -49,6 +65,8 @@ export class Vcpu implements ActorLogic {
     this.#views = sharedViews(setup);
     this.#index = setup.index;
     this.#skip = new Set(setup.config.skipActions?.[setup.index] ?? []);
+    this.#platform = setup.config.platform ?? 'tdx';
+    this.#pendingEvents = new Prng(setup.config.seed * 1000 + 500 + setup.index);
   }
 
   get done(): boolean {
@@ -106,8 +124,8 @@ export class Vcpu implements ActorLogic {
     if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
-        const chunks = mapGpaChunks(action.gpa, action.size);
-        this.#blocked = { kind: 'mapGpa', chunks, toPrivate: action.toPrivate, exits: 0 };
+        const chunks = conversionExits(this.#platform, action.gpa, action.size);
+        this.#blocked = { kind: 'mapGpa', chunks, end: action.gpa + action.size, toPrivate: action.toPrivate, exits: 0 };
         this.#sendMapGpaChunk(ctx);
         return undefined;
       }
@@ -165,6 +183,13 @@ export class Vcpu implements ActorLogic {
     }
     if (blocked.kind === 'mapGpa') {
       if (blocked.chunks.length > 0) {
+        if (this.#platform === 'tdx' && this.#pendingEvents.next() < TDX_PENDING_EVENT_CHANCE) {
+          // tdx_complete_vmcall_map_gpa: kvm_vcpu_has_events() -> TDVMCALL_STATUS_RETRY, r11 = next GPA.
+          // The guest takes its interrupt and issues MapGPA again for the rest, from that GPA.
+          this.#counters.mapGpaRetries++;
+          const next = blocked.chunks[0]![0];
+          blocked.chunks = tdxMapGpaPieces(next, blocked.end - next);
+        }
         this.#sendMapGpaChunk(ctx);
         return;
       }

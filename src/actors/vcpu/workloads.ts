@@ -8,18 +8,6 @@ import type { ActionResult, GuestAction, Workload, WorkloadContext } from './gue
 const PAGE = 4 * KiB;
 const CHUNK = 2 * MiB;
 
-/**
- * The exits a MapGPA of the range takes: KVM handles a TDX MapGPA in chunks
- * of 2 MiB *length* from the start GPA (`__tdx_map_gpa`: size =
- * min(remaining, TDX_MAP_GPA_MAX_LEN), next += TDX_MAP_GPA_MAX_LEN), one
- * exit to userspace each.
- */
-export function mapGpaChunks(gpa: number, size: number): Array<[number, number]> {
-  const chunks: Array<[number, number]> = [];
-  for (let at = gpa; at < gpa + size; at += CHUNK) chunks.push([at, Math.min(CHUNK, gpa + size - at)]);
-  return chunks;
-}
-
 export function workload(name: WorkloadName, ctx: WorkloadContext): Workload {
   switch (name) {
     case 'storm':

@@ -18,9 +18,8 @@ import { pctBound, STRATEGIES, type StrategyName } from '../../runtime/determini
 import { parseChoice, parseCount } from '../option-values.js';
 import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
-import { shrinkReport, shrinkSummary, storySteps, type ShrinkReport } from './shrink.js';
-import { isFatal, type QemuOutcome } from '../../core/qemu-outcome.js';
-import { story } from '../../explore/story.js';
+import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
+import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
 
 export const EXPLORE_HELP = `convsim explore [options]
   Explore schedules deterministically: each iteration runs the actors in one
@@ -42,6 +41,7 @@ export const EXPLORE_HELP = `convsim explore [options]
                        inplace-order held (default with --mode inplace and no --order)
   --conversions N      conversions per iteration (default 40)
   --memslots N         kvm_get_max_memslots() for VFIO's mapping estimate (default 32764, x86 KVM)
+  --platform P         ${PLATFORMS.join('|')}: conversion exits (default tdx; sw-protected for selftest)
   --expected-steps K   PCT's k (default: the longest of 8 sample runs)
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
   --keep-going         do not stop at the first failure
@@ -60,6 +60,7 @@ export interface ExploreOptions {
   readonly perOrder: boolean;
   readonly conversions: number | undefined;
   readonly maxMemslots: number | undefined;
+  readonly platform: Platform | undefined;
   readonly expectedSteps: number | undefined;
   readonly threads: number;
   readonly keepGoing: boolean;
@@ -84,6 +85,7 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       'per-order': { type: 'boolean', default: false },
       conversions: { type: 'string' },
       memslots: { type: 'string' },
+      platform: { type: 'string' },
       'expected-steps': { type: 'string' },
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
@@ -117,6 +119,7 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     perOrder,
     conversions: values.conversions === undefined ? undefined : parseCount('conversions', values.conversions, 1, 1e6),
     maxMemslots: values.memslots === undefined ? undefined : parseCount('memslots', values.memslots, 1, 32767),
+    platform: values.platform === undefined ? undefined : parseChoice('platform', values.platform, PLATFORMS),
     expectedSteps: values['expected-steps'] === undefined ? undefined : parseCount('expected-steps', values['expected-steps'], 1, 1e9),
     threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
     keepGoing: values['keep-going']!,
@@ -212,14 +215,11 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
   const originalTokenFile = join(dir, `${stem}.original.token`);
   const original = found.token!;
   let shrunk: ShrinkReport;
-  if (found.invariant === 'deadlock' || isFatal(found.invariant as QemuOutcome)) {
-    // Shrinking needs an invariant that fails; a deadlock, or QEMU ending, is reported as found, unshrunk.
-    const lines = found.invariant === 'deadlock'
-      ? ['(a deadlock is not shrunk: replay the token for its full story)']
-      : story(runCase(c, { recordTrace: true, stopAtViolation: true }));
+  if (found.invariant === 'deadlock') {
+    // Shrinking needs an invariant that fails; a deadlock is reported as found.
     shrunk = {
       invariant, message: found.message ?? '', replay: original, traceHash: found.traceHash, steps: found.steps,
-      story: lines, storySteps: storySteps(lines), attempts: 0,
+      story: ['(a deadlock is not shrunk: replay the token for its full story)'], storySteps: 0, attempts: 0,
       original: { replay: original, conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: null },
       shrunk: { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: 0 },
     };
@@ -285,6 +285,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         ...(o.mutant === undefined ? {} : { mutant: o.mutant }),
         ...(o.conversions === undefined ? {} : { conversions: o.conversions }),
         ...(o.maxMemslots === undefined ? {} : { maxMemslots: o.maxMemslots }),
+        ...(o.platform === undefined ? {} : { platform: o.platform }),
       };
       const expectedSteps = o.expectedSteps ?? measureExpectedSteps({ ...base, expectedSteps: 1 }, o.seed);
       const input: ExploreInput = { ...base, expectedSteps };

@@ -6,6 +6,7 @@ import { WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { SHARED_BACKINGS } from '../../core/shared-backing.js';
+import { PLATFORMS } from '../../actors/vcpu/conversion-exits.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
@@ -34,6 +35,9 @@ export const RUN_HELP = `convsim run [options]
                        discarded on a conversion to private (QEMU's kvm_convert_memory)
   --order O            in-place order ${INPLACE_ORDERS.join('|')} (default explicit)
   --rollback R         ${ROLLBACK_POLICIES.join('|')} (default none)
+  --platform P         ${PLATFORMS.join('|')}: how conversions exit (default tdx; sw-protected
+                       for --workload selftest): TDX MapGPA 2 MiB pieces with KVM's RETRY,
+                       SNP page-state-change lists, one KVM_HC_MAP_GPA_RANGE exit
   --in-flight N        conversions in flight at the KVM exit handler (default 1)
   --conversions N      total conversions (default 20000)
   --seed S             seed of the workloads (default 1)
@@ -64,6 +68,7 @@ export function parseRunOptions(argv: string[]): {
       order: { type: 'string', default: 'explicit' },
       rollback: { type: 'string', default: 'none' },
       'in-flight': { type: 'string', default: '1' },
+      platform: { type: 'string' },
       conversions: { type: 'string', default: '20000' },
       seed: { type: 'string', default: '1' },
       workload: { type: 'string', default: 'storm' },
@@ -109,6 +114,8 @@ export function parseRunOptions(argv: string[]): {
     maxMemslots,
     registrationOrder: 'serialized',
     sharedBacking: parseChoice('shared-backing', values['shared-backing']!, SHARED_BACKINGS),
+    // The Linux selftest runs as a KVM_X86_SW_PROTECTED_VM.
+    platform: values.platform === undefined ? (workload === 'selftest' ? 'sw-protected' : 'tdx') : parseChoice('platform', values.platform, PLATFORMS),
   };
   const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
   if (values.report === '') throw new UsageError('--report: needs a file name');
@@ -203,6 +210,8 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
       return note === undefined ? [] : [`limits:       ${note}`];
     }),
     `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
+    `exits:        ${config.platform ?? 'tdx'}: ${sumStat(r, 'mapGpaExits')} conversion exits (${sumStat(r, 'mapGpaRetries')} TDX RETRY), ` +
+      `${sumStat(r, 'memoryFaultExits')} memory faults`,
     `conversions:  ${r.conversions} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
     `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
@@ -213,6 +222,11 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
   ];
   if (r.violations.length > 10) lines.push(`  ... ${r.violations.length - 10} more (see --json)`);
   return `${lines.join('\n')}\n`;
+}
+
+/** A vCPU counter summed over the vCPUs. */
+function sumStat(r: RunReport, counter: string): number {
+  return Object.entries(r.stats).filter(([actor]) => actor.startsWith('vcpu')).reduce((n, [, stats]) => n + (stats[counter] ?? 0), 0);
 }
 
 const us = (ns: number): string => (ns / 1000 >= 100 ? (ns / 1000).toFixed(0) : (ns / 1000).toFixed(1));
