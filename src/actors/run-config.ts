@@ -61,7 +61,17 @@ export interface RunConfig {
   readonly sharedBacking?: SharedBacking;
   /** How guest conversion requests exit to userspace (default `tdx`; see conversion-exits.ts). */
   readonly platform?: Platform;
+  /**
+   * `selftest` workload: whose semantics its checks expect. `qemu` (default):
+   * QEMU's host, which frees the page left behind on each conversion. `kvm`:
+   * the Linux selftest's own host (never frees shared memory; punches
+   * guest_memfd only on request), which the KVM exit handler then follows.
+   */
+  readonly selftestExpect?: SelftestExpect;
 }
+
+export type SelftestExpect = 'kvm' | 'qemu';
+export const SELFTEST_EXPECTS: readonly SelftestExpect[] = ['kvm', 'qemu'];
 
 /**
  * Alternative code paths a developer could plausibly write, or that QEMU

@@ -4,6 +4,7 @@
  * the VFIO containers with their listeners. Single-threaded and
  * synchronous: the actor runtime splits the same objects across threads.
  */
+import { qemuDiscard } from './conversion-discard.js';
 import { NO_CONVERSION_FAULTS, type ConversionFaults } from './conversion-faults.js';
 import { type Ret, retName } from './errno.js';
 import { sharedBackingPageSize, type SharedBacking } from './shared-backing.js';
@@ -103,7 +104,7 @@ export class ConfidentialVm {
       gpaBase: config.gpaBase,
       regionSize: config.regionSize,
       pageSize: config.blockSize,
-      sharedPageSize: sharedBackingPageSize(config.sharedBacking ?? 'anonymous'),
+      discard: qemuDiscard(sharedBackingPageSize(config.sharedBacking ?? 'anonymous'), config.blockSize),
       faults,
       mode: config.mode,
       inplaceOrder: config.inplaceOrder,

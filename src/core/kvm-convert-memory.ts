@@ -2,6 +2,7 @@
  * `kvm_convert_memory(start, size, to_private)` (accel/kvm/kvm-all.c), the
  * path a vCPU takes on a memory-fault exit or a MapGPA hypercall.
  */
+import type { ConversionDiscard } from './conversion-discard.js';
 import type { ConversionFaults } from './conversion-faults.js';
 import { EINVAL, type Ret } from './errno.js';
 import type { EventBus } from './events.js';
@@ -29,8 +30,8 @@ export interface ConversionContext {
   readonly regionSize: number;
   /** `qemu_real_host_page_size()`. */
   readonly pageSize: number;
-  /** `rb->page_size` of the RAMBlock's shared backing (hugetlb: larger than `pageSize`). */
-  readonly sharedPageSize: number;
+  /** Which page is freed after a conversion (QEMU's rule, with hugetlb; or the selftest host's). */
+  readonly discard: ConversionDiscard;
   /** Failures of the attribute ioctl and of discards (default: none; see `NO_CONVERSION_FAULTS`). */
   readonly faults: ConversionFaults;
   readonly mode: BackingMode;
@@ -59,11 +60,13 @@ export type ConversionSteps = Generator<StateChangeCall, Ret, Ret>;
 /**
  * Convert `[start, start + size)` (guest physical) to private or shared.
  * Returns 0 or an error; a caller (the vCPU loop) stops the VM on error.
+ * `fallocate` is the Linux selftest's flag (only its host's discard rule
+ * looks at it; QEMU has none).
  *
  * Legacy order: KVM attribute -> bitmap + listeners -> free the page on the
  * side being left. In-place: see {@link InplaceOrder}.
  */
-export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): ConversionSteps {
+export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean, fallocate = false): ConversionSteps {
   // Current QEMU returns -EINVAL for bad arguments and for "no region, to private" (older QEMU: -1).
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
@@ -95,12 +98,13 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
     if (ret !== 0) return ret; // "Failed to notify the listener the state change"
     if (toPrivate) {
       // Shared memory backed by hugetlb is pre-allocated and not discarded: it keeps its data.
-      if (ctx.sharedPageSize !== ctx.pageSize) return 0;
+      if (!ctx.discard.discardShared(fallocate)) return 0;
       const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
       if (discardRet !== 0) return discardRet;
       ctx.memory.discardShared(offset, size); // ram_block_discard_range
       ctx.bus?.emit({ kind: 'discardShared', offset, size });
     } else {
+      if (!ctx.discard.discardPrivate(fallocate)) return 0;
       const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
       if (discardRet !== 0) return discardRet;
       ctx.memory.discardPrivate(offset, size); // ram_block_discard_guest_memfd_range

@@ -5,19 +5,28 @@
  * into one line with a count.
  */
 import type { Message } from '../actors/protocol.js';
-import { EXIT_MAP_GPA, DMA_OUTCOMES } from '../actors/protocol.js';
+import { EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, DMA_OUTCOMES } from '../actors/protocol.js';
+
 import { firstFailure } from './failure.js';
 import { formatSize } from '../core/units.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** How each exit reason reads in a story. */
+const EXIT_NAMES: Record<number, string> = {
+  [EXIT_MAP_GPA]: 'MapGPA hypercall',
+  [EXIT_MEMORY_FAULT]: 'memory fault',
+  [EXIT_MAP_GPA_FALLOCATE]: 'MapGPA hypercall (fallocate)',
+  [EXIT_PUNCH_HOLE]: 'MapGPA hypercall (punch hole only)',
+};
+
 /** What a delivery means, and the function it stands for. */
 function describe(message: Message, to: string): { text: string; fn: string } {
   switch (message.type) {
     case 'exit':
       return {
-        text: `${message.reason === EXIT_MAP_GPA ? 'MapGPA hypercall' : 'memory fault'}: convert ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
+        text: `${EXIT_NAMES[message.reason] ?? 'exit'}: ${message.reason === EXIT_PUNCH_HOLE ? 'punch a hole in guest_memfd at' : 'convert'} ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
         fn: 'kvm_convert_memory',
       };
     case 'exitDone':

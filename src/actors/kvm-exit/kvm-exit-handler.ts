@@ -13,6 +13,7 @@
  * callbacks on replies (not promises), so the same code runs under the
  * deterministic scheduler with a synchronous admission.
  */
+import { qemuDiscard, SELFTEST_HOST_DISCARD } from '../../core/conversion-discard.js';
 import { NO_CONVERSION_FAULTS, type ConversionFaults } from '../../core/conversion-faults.js';
 import { retName } from '../../core/errno.js';
 import { sharedBackingPageSize } from '../../core/shared-backing.js';
@@ -23,7 +24,7 @@ import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert
 import { formatSize } from '../../core/units.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
-import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
+import { EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, type Message, type MessageOf } from '../protocol.js';
 import { PhaseProfile, sizeClass, type PhaseHistograms } from '../phase-profile.js';
 import { PQueueAdmission, type ConversionAdmission } from './conversion-admission.js';
 import { ConversionLog, type ConversionBatch } from './conversion-log.js';
@@ -50,7 +51,7 @@ export class KvmExitHandler implements ActorLogic {
   #stopReason: string | undefined;
   #sinceCheck = 0;
   readonly #counters = {
-    conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0,
+    conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0, punchHoles: 0,
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
     conversions4K: 0, conversions2M: 0, conversionsOther: 0,
   };
@@ -71,7 +72,10 @@ export class KvmExitHandler implements ActorLogic {
       gpaBase: config.gpaBase,
       regionSize: config.guestMem,
       pageSize: config.blockSize,
-      sharedPageSize: sharedBackingPageSize(config.sharedBacking ?? 'anonymous'),
+      // The selftest's own host frees pages by its rule; otherwise QEMU's (hugetlb shared pages stay).
+      discard: config.selftestExpect === 'kvm'
+        ? SELFTEST_HOST_DISCARD
+        : qemuDiscard(sharedBackingPageSize(config.sharedBacking ?? 'anonymous'), config.blockSize),
       faults,
       mode: config.mode,
       inplaceOrder: config.order,
@@ -140,9 +144,17 @@ export class KvmExitHandler implements ActorLogic {
     }
     const inFlight = this.#admission.inFlight;
     if (inFlight > this.#counters.maxInFlight) this.#counters.maxInFlight = inFlight;
-    if (exit.reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
-    else this.#counters.memoryFaultExits++;
-    const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate);
+    if (exit.reason === EXIT_PUNCH_HOLE) {
+      // The selftest host's fallocate(PUNCH_HOLE) without a conversion: no attributes, no bitmap.
+      this.#counters.punchHoles++;
+      this.#views.memory.punchHole(exit.gpa - this.#config.gpaBase, exit.size);
+      ctx.send(exit.from, { type: 'exitDone', from: ctx.self, tag: exit.tag, ret: 0 });
+      done();
+      return;
+    }
+    if (exit.reason === EXIT_MEMORY_FAULT) this.#counters.memoryFaultExits++;
+    else this.#counters.mapGpaExits++;
+    const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate, exit.reason === EXIT_MAP_GPA_FALLOCATE);
     let sent = 0;
     const advance = (ret: number | undefined): void => {
       const started = ctx.now();

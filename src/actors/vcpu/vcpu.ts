@@ -8,7 +8,7 @@ import type { Violation } from '../../core/invariants.js';
 import { KiB } from '../../core/units.js';
 import type { ActorContext, ActorLogic, Topology } from '../actor.js';
 import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
-import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../protocol.js';
+import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, type Message } from '../protocol.js';
 import type { ActorSetup, RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
@@ -26,7 +26,7 @@ export const TDX_PENDING_EVENT_CHANCE = 0.25;
 
 /** What the vCPU is blocked on. */
 type Blocked =
-  | { kind: 'mapGpa'; chunks: Exit[]; end: number; toPrivate: boolean; exits: number }
+  | { kind: 'mapGpa'; chunks: Exit[]; end: number; toPrivate: boolean; reason: number; exits: number }
   | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number }
   | { kind: 'dma' };
 
@@ -52,6 +52,8 @@ export class Vcpu implements ActorLogic {
     actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, mapGpaRetries: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0,
   };
   readonly #platform: Platform;
+  /** Selftest counters by case (steps, conversions, data checks, mismatches). */
+  readonly #labelled: Record<string, number> = {};
   /**
    * Pending events (interrupts, NMIs) at the end of each TDX MapGPA piece:
    * its own seeded stream, so the workload's random choices do not move.
@@ -81,6 +83,8 @@ export class Vcpu implements ActorLogic {
         this.#workload = workload(config.workload, {
           vcpu: this.#index, vcpus: config.vcpus, containers: config.containers.length,
           guestMem: config.guestMem, gpaBase: config.gpaBase, mode: config.mode, budget: share,
+          sharedFreedOnPrivate: config.selftestExpect !== 'kvm' && (config.sharedBacking ?? 'anonymous') === 'anonymous',
+          selftestExpect: config.selftestExpect ?? 'qemu',
           random: () => ctx.random(),
         });
         this.#resume({ ret: 0, exits: 0 }, ctx, true);
@@ -124,8 +128,11 @@ export class Vcpu implements ActorLogic {
     if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
-        const chunks = conversionExits(this.#platform, action.gpa, action.size);
-        this.#blocked = { kind: 'mapGpa', chunks, end: action.gpa + action.size, toPrivate: action.toPrivate, exits: 0 };
+        // The selftest's punch hole is its own hypercall: one exit, whatever the platform.
+        const chunks = action.punchHole === true ? [[action.gpa, action.size] as const] : conversionExits(this.#platform, action.gpa, action.size);
+        const reason = action.punchHole === true ? EXIT_PUNCH_HOLE : action.fallocate === true ? EXIT_MAP_GPA_FALLOCATE : EXIT_MAP_GPA;
+        if (action.label !== undefined) this.#bump(`selftest ${action.label}: ${action.punchHole === true ? 'punch holes' : 'conversions'}`);
+        this.#blocked = { kind: 'mapGpa', chunks, end: action.gpa + action.size, toPrivate: action.toPrivate, reason, exits: 0 };
         this.#sendMapGpaChunk(ctx);
         return undefined;
       }
@@ -158,13 +165,13 @@ export class Vcpu implements ActorLogic {
     const blocked = this.#blocked;
     if (blocked?.kind !== 'mapGpa') throw new Error('vCPU is not in a MapGPA');
     const [gpa, size] = blocked.chunks.shift()!;
-    this.#exit(EXIT_MAP_GPA, gpa, size, blocked.toPrivate, ctx);
+    this.#exit(blocked.reason, gpa, size, blocked.toPrivate, ctx);
   }
 
   #exit(reason: number, gpa: number, size: number, toPrivate: boolean, ctx: ActorContext): void {
     this.#counters.exits++;
-    if (reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
-    else this.#counters.memoryFaultExits++;
+    if (reason === EXIT_MEMORY_FAULT) this.#counters.memoryFaultExits++;
+    else this.#counters.mapGpaExits++;
     this.#sentAt = ctx.now();
     this.#sentSize = size;
     ctx.send(this.#topology.kvm, { type: 'exit', from: ctx.self, tag: ++this.#tag, reason, gpa, size, toPrivate });
@@ -227,16 +234,23 @@ export class Vcpu implements ActorLogic {
     return { ret: 0, exits: state.exits };
   }
 
+  /** A per-case counter of the selftest (`selftest <case>: <what>`), summed over vCPUs in the summary. */
+  #bump(key: string): void {
+    this.#labelled[key] = (this.#labelled[key] ?? 0) + 1;
+  }
+
   #check(action: Extract<GuestAction, { kind: 'check' }>): void {
     this.#counters.checks++;
+    if (action.label !== undefined) this.#bump(`selftest ${action.label}: data checks`);
     const memory = this.#views.memory;
     for (let gpa = action.gpa; gpa < action.gpa + action.size; gpa += PAGE) {
       const offset = gpa - this.#config.gpaBase;
       const seen = action.view === 'shared' ? memory.readShared(offset) : memory.readPrivate(offset);
       if (seen !== action.expect) {
+        if (action.label !== undefined) this.#bump(`selftest ${action.label}: mismatches`);
         this.#found.push({
           invariant: 'data-integrity',
-          message: `vcpu${this.#index}: ${action.what}: 0x${gpa.toString(16)} reads 0x${seen.toString(16)} through the ${action.view} view, expected 0x${action.expect.toString(16)}`,
+          message: `vcpu${this.#index}: ${action.label === undefined ? '' : `[${action.label}] `}${action.who ?? 'guest'}: ${action.what}: 0x${gpa.toString(16)} reads 0x${seen.toString(16)} through the ${action.view} view, expected 0x${action.expect.toString(16)}`,
           offset, size: PAGE,
         });
         return;
@@ -245,7 +259,7 @@ export class Vcpu implements ActorLogic {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters };
+    return { ...this.#counters, ...this.#labelled };
   }
 
   profile(): PhaseHistograms {

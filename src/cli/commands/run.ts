@@ -2,7 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
-import { WORKLOADS } from '../../actors/run-config.js';
+import { SELFTEST_EXPECTS, WORKLOADS } from '../../actors/run-config.js';
+import { PER_CPU_DATA_SIZE, PER_CPU_SPACING } from '../../actors/vcpu/selftest-workload.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { SHARED_BACKINGS } from '../../core/shared-backing.js';
@@ -42,6 +43,9 @@ export const RUN_HELP = `convsim run [options]
   --conversions N      total conversions (default 20000)
   --seed S             seed of the workloads (default 1)
   --workload W         ${WORKLOADS.join('|')} (default storm)
+  --selftest-expect E  ${SELFTEST_EXPECTS.join('|')} (default qemu): the selftest's expectations, or QEMU's
+                       (QEMU frees the shared page on a conversion to private; kvm runs the host as
+                       the Linux selftest's own, which never does)
   --check-every N      conversions between quiescent checks (default 2000)
   --profile            per-phase latency (p50/p90/p99/p99.9/max) and counters
   --trace FILE         write a Chrome trace (open in ui.perfetto.dev or chrome://tracing)
@@ -73,6 +77,7 @@ export function parseRunOptions(argv: string[]): {
       seed: { type: 'string', default: '1' },
       workload: { type: 'string', default: 'storm' },
       'check-every': { type: 'string', default: '2000' },
+      'selftest-expect': { type: 'string', default: 'qemu' },
       json: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       trace: { type: 'string' },
@@ -91,8 +96,8 @@ export function parseRunOptions(argv: string[]): {
   if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
   const vcpus = parseCount('vcpus', values.vcpus!, 1, 64);
   const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
-  if (workload === 'selftest' && vcpus * (2 * 1024 * 1024 + 4096) > guestMem) {
-    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
+  if (workload === 'selftest' && (vcpus - 1) * PER_CPU_SPACING + PER_CPU_DATA_SIZE > guestMem) {
+    throw new UsageError(`--workload selftest: needs a 2M+4K chunk every 4M per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
   }
   if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * 1024 * 1024) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
   if (workload === 'overlap' && guestMem < 8 * 1024 * 1024) throw new UsageError('--guest-mem: overlap needs at least 8M');
@@ -114,6 +119,7 @@ export function parseRunOptions(argv: string[]): {
     maxMemslots,
     registrationOrder: 'serialized',
     sharedBacking: parseChoice('shared-backing', values['shared-backing']!, SHARED_BACKINGS),
+    selftestExpect: parseChoice('selftest-expect', values['selftest-expect']!, SELFTEST_EXPECTS),
     // The Linux selftest runs as a KVM_X86_SW_PROTECTED_VM.
     platform: values.platform === undefined ? (workload === 'selftest' ? 'sw-protected' : 'tdx') : parseChoice('platform', values.platform, PLATFORMS),
   };
@@ -190,7 +196,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { trace: _trace, series: _series, histograms: _histograms, ...printable } = result;
   result = printable;
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
-  const output = { config, ...result, peakRssMiB };
+  const output = { config, ...result, peakRssMiB, ...(config.workload === 'selftest' ? { selftest: { expect: config.selftestExpect ?? 'qemu', cases: selftestByCase(result) } } : {}) };
   if (json) process.stdout.write(`${JSON.stringify(output)}\n`);
   else {
     process.stdout.write(summary(config, result, peakRssMiB));
@@ -217,11 +223,36 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
     `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,
     `outcome:      ${r.outcome}${r.fatalMessage === undefined ? '' : ` (${r.fatalMessage}; the run ended there)`}`,
+    ...(config.workload === 'selftest' ? selftestLines(config, r) : []),
     `violations:   ${r.violations.length === 0 ? 'none' : r.violations.length}`,
     ...r.violations.slice(0, 10).map((v) => `  ${v.invariant}: ${v.message}`),
   ];
   if (r.violations.length > 10) lines.push(`  ... ${r.violations.length - 10} more (see --json)`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The selftest's counters by case, summed over the vCPUs (keys `selftest <case>: <what>`). */
+export function selftestByCase(r: Pick<RunReport, 'stats'>): Record<string, Record<string, number>> {
+  const cases: Record<string, Record<string, number>> = {};
+  for (const [actor, stats] of Object.entries(r.stats)) {
+    if (!actor.startsWith('vcpu')) continue;
+    for (const [key, n] of Object.entries(stats)) {
+      const match = /^selftest (.+): (.+)$/.exec(key);
+      if (match === null) continue;
+      const row = (cases[match[1]!] ??= {});
+      row[match[2]!] = (row[match[2]!] ?? 0) + n;
+    }
+  }
+  return cases;
+}
+
+function selftestLines(config: RunConfig, r: RunReport): string[] {
+  const cases = selftestByCase(r);
+  const lines = [`selftest:     ${config.selftestExpect ?? 'qemu'} expectations, by case (summed over vCPUs):`];
+  for (const [name, row] of Object.entries(cases)) {
+    lines.push(`  ${name.padEnd(30)} ${Object.entries(row).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  }
+  return lines;
 }
 
 /** A vCPU counter summed over the vCPUs. */
