@@ -4,7 +4,10 @@
  * the guest code of a selftest.
  */
 
-export type GuestAction =
+/** What the guest asks for; `label` names the selftest case it belongs to (counted by case). */
+export type GuestAction = ({ readonly label?: string } & GuestActionKind);
+
+type GuestActionKind =
   /**
    * Convert a range: the platform's conversion request (TDX MapGPA, SNP
    * page state change, KVM_HC_MAP_GPA_RANGE); KVM exits as the platform
@@ -14,7 +17,7 @@ export type GuestAction =
    */
   | {
     readonly kind: 'mapGpa'; readonly gpa: number; readonly size: number; readonly toPrivate: boolean;
-    readonly fallocate?: boolean; readonly punchHole?: boolean; readonly label?: string;
+    readonly fallocate?: boolean; readonly punchHole?: boolean;
   }
   /**
    * Touch every page of a range as private or shared memory. A page whose
@@ -28,12 +31,11 @@ export type GuestAction =
   | { readonly kind: 'hostWrite'; readonly gpa: number; readonly size: number; readonly pattern: number }
   /**
    * Check the contents of a range through one view. A mismatch is a
-   * `data-integrity` violation. `who` reads it (default the guest); `label`
-   * groups checks for the summary (the selftest's cases).
+   * `data-integrity` violation. `who` reads it (default the guest).
    */
   | {
     readonly kind: 'check'; readonly gpa: number; readonly size: number; readonly view: 'shared' | 'private'; readonly expect: number;
-    readonly what: string; readonly who?: 'guest' | 'host'; readonly label?: string;
+    readonly what: string; readonly who?: 'guest' | 'host';
   };
 
 export interface ActionResult {

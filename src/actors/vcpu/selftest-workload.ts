@@ -79,6 +79,9 @@ function hostViewWhilePrivate(ctx: WorkloadContext, written: number): number | u
 function* explicitConversion(ctx: WorkloadContext, run: (a: GuestAction) => Steps, base: number, fallocate: boolean): Steps {
   const pass = fallocate ? 'explicit fallocate' : 'explicit';
   const init = `${pass} init`;
+  let current = init;
+  /** Every step carries its case's label, for the counts by case. */
+  const step = (action: GuestAction): Steps => run({ label: current, ...action });
   const guestCheck = (gpa: number, size: number, expect: number, label: string, what: string, view: 'shared' | 'private' = 'shared'): GuestAction =>
     ({ kind: 'check', gpa, size, view, expect, what, who: 'guest', label });
   const hostCheck = (gpa: number, size: number, expect: number, label: string, what: string): GuestAction =>
@@ -86,54 +89,55 @@ function* explicitConversion(ctx: WorkloadContext, run: (a: GuestAction) => Step
   /** The host side of guest_sync_private: check the shared view (when it can be read). */
   const syncPrivate = function* (gpa: number, size: number, written: number, label: string): Steps {
     const expect = hostViewWhilePrivate(ctx, written);
-    if (expect !== undefined) yield* run(hostCheck(gpa, size, expect, label, 'sync_private: shared view while private'));
+    if (expect !== undefined) yield* step(hostCheck(gpa, size, expect, label, 'sync_private: shared view while private'));
     return true;
   };
 
   // Memory should be shared by default.
-  if (!(yield* run({ kind: 'access', gpa: base, size: PER_CPU_DATA_SIZE, private: false, write: DEF_P }))) return false;
-  yield* run(guestCheck(base, PER_CPU_DATA_SIZE, DEF_P, init, 'memset def_p'));
-  yield* run(hostCheck(base, PER_CPU_DATA_SIZE, DEF_P, init, 'sync_shared: def_p'));
-  yield* run({ kind: 'hostWrite', gpa: base, size: PER_CPU_DATA_SIZE, pattern: INIT_P });
-  yield* run(guestCheck(base, PER_CPU_DATA_SIZE, INIT_P, init, 'host wrote init_p'));
+  if (!(yield* step({ kind: 'access', gpa: base, size: PER_CPU_DATA_SIZE, private: false, write: DEF_P }))) return false;
+  yield* step(guestCheck(base, PER_CPU_DATA_SIZE, DEF_P, init, 'memset def_p'));
+  yield* step(hostCheck(base, PER_CPU_DATA_SIZE, DEF_P, init, 'sync_shared: def_p'));
+  yield* step({ kind: 'hostWrite', gpa: base, size: PER_CPU_DATA_SIZE, pattern: INIT_P });
+  yield* step(guestCheck(base, PER_CPU_DATA_SIZE, INIT_P, init, 'host wrote init_p'));
 
   for (const [offset, size] of SELFTEST_CASES) {
     const gpa = base + offset;
     const label = caseLabel(pass, offset, size);
-    if (!(yield* run({ kind: 'access', gpa, size, private: false, write: P1 }))) return false;
-    if (!(yield* run({ kind: 'mapGpa', gpa, size, toPrivate: true, fallocate, label }))) return false;
+    current = label;
+    if (!(yield* step({ kind: 'access', gpa, size, private: false, write: P1 }))) return false;
+    if (!(yield* step({ kind: 'mapGpa', gpa, size, toPrivate: true, fallocate, label }))) return false;
     if (size > PAGE) {
       // Only the first page gets p2, and the C test jumps straight to the shared phase.
-      if (!(yield* run({ kind: 'access', gpa, size: PAGE, private: true, write: P2 }))) return false;
+      if (!(yield* step({ kind: 'access', gpa, size: PAGE, private: true, write: P2 }))) return false;
     } else {
-      if (!(yield* run({ kind: 'access', gpa, size, private: true, write: P2 }))) return false;
+      if (!(yield* step({ kind: 'access', gpa, size, private: true, write: P2 }))) return false;
       yield* syncPrivate(gpa, size, P1, label);
-      yield* run(guestCheck(gpa, size, P2, label, 'private data p2', 'private'));
-      if (gpa > base) yield* run(guestCheck(base, gpa - base, INIT_P, label, 'init_p before the range'));
+      yield* step(guestCheck(gpa, size, P2, label, 'private data p2', 'private'));
+      if (gpa > base) yield* step(guestCheck(base, gpa - base, INIT_P, label, 'init_p before the range'));
       const end = base + PER_CPU_DATA_SIZE;
-      if (gpa + size < end) yield* run(guestCheck(gpa + size, end - (gpa + size), INIT_P, label, 'init_p after the range'));
+      if (gpa + size < end) yield* step(guestCheck(gpa + size, end - (gpa + size), INIT_P, label, 'init_p after the range'));
       // Odd pages back to shared, even pages checked by the host (one page: the even branch only).
       for (let j = 0; j < size; j += PAGE) {
         if ((j / PAGE) % 2 === 1) {
-          if (!(yield* run({ kind: 'mapGpa', gpa: gpa + j, size: PAGE, toPrivate: false, fallocate, label }))) return false;
+          if (!(yield* step({ kind: 'mapGpa', gpa: gpa + j, size: PAGE, toPrivate: false, fallocate, label }))) return false;
           const expect = hostViewWhilePrivate(ctx, P1) ?? P2; // in place the page kept the guest's p2
-          yield* run(hostCheck(gpa + j, PAGE, expect, label, 'sync_shared: odd page back to shared'));
-          yield* run({ kind: 'hostWrite', gpa: gpa + j, size: PAGE, pattern: P3 });
-          yield* run(guestCheck(gpa + j, PAGE, P3, label, 'host wrote p3'));
+          yield* step(hostCheck(gpa + j, PAGE, expect, label, 'sync_shared: odd page back to shared'));
+          yield* step({ kind: 'hostWrite', gpa: gpa + j, size: PAGE, pattern: P3 });
+          yield* step(guestCheck(gpa + j, PAGE, P3, label, 'host wrote p3'));
         } else {
           yield* syncPrivate(gpa + j, PAGE, P1, label);
         }
       }
     }
     // skip: the whole range back to shared; p3 from the guest, p4 from the host.
-    if (!(yield* run({ kind: 'mapGpa', gpa, size, toPrivate: false, fallocate, label }))) return false;
-    if (!(yield* run({ kind: 'access', gpa, size, private: false, write: P3 }))) return false;
-    yield* run(hostCheck(gpa, size, P3, label, 'sync_shared: guest wrote p3'));
-    yield* run({ kind: 'hostWrite', gpa, size, pattern: P4 });
-    yield* run(guestCheck(gpa, size, P4, label, 'host wrote p4'));
-    if (!(yield* run({ kind: 'access', gpa, size, private: false, write: INIT_P }))) return false;
+    if (!(yield* step({ kind: 'mapGpa', gpa, size, toPrivate: false, fallocate, label }))) return false;
+    if (!(yield* step({ kind: 'access', gpa, size, private: false, write: P3 }))) return false;
+    yield* step(hostCheck(gpa, size, P3, label, 'sync_shared: guest wrote p3'));
+    yield* step({ kind: 'hostWrite', gpa, size, pattern: P4 });
+    yield* step(guestCheck(gpa, size, P4, label, 'host wrote p4'));
+    if (!(yield* step({ kind: 'access', gpa, size, private: false, write: INIT_P }))) return false;
     // Free all private memory: the whole chunk to shared, with fallocate (PUNCH_HOLE), always.
-    if (!(yield* run({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: false, fallocate: true, label }))) return false;
+    if (!(yield* step({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: false, fallocate: true, label }))) return false;
   }
   return true;
 }
@@ -141,16 +145,19 @@ function* explicitConversion(ctx: WorkloadContext, run: (a: GuestAction) => Step
 /** `guest_test_punch_hole(base_gpa, precise)`. */
 function* punchHole(run: (a: GuestAction) => Steps, base: number, precise: boolean): Steps {
   const pass = precise ? 'punch hole precise' : 'punch hole';
-  if (!(yield* run({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: true, label: `${pass} init` }))) return false;
+  let current = `${pass} init`;
+  const step = (action: GuestAction): Steps => run({ label: current, ...action });
+  if (!(yield* step({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: true, label: `${pass} init` }))) return false;
   for (const [offset, size] of SELFTEST_CASES) {
     const gpa = base + offset;
     const label = caseLabel(pass, offset, size);
-    if (!(yield* run({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: false, punchHole: true, label }))) return false;
+    current = label;
+    if (!(yield* step({ kind: 'mapGpa', gpa: base, size: PER_CPU_DATA_SIZE, toPrivate: false, punchHole: true, label }))) return false;
     const [at, length] = precise ? [gpa, size] : [base, PER_CPU_DATA_SIZE];
-    if (!(yield* run({ kind: 'access', gpa: at, size: length, private: true, write: INIT_P }))) return false;
-    yield* run({ kind: 'check', gpa: at, size: length, view: 'private', expect: INIT_P, what: 'init_p faulted in', who: 'guest', label });
-    if (!(yield* run({ kind: 'mapGpa', gpa, size, toPrivate: false, punchHole: true, label }))) return false;
-    yield* run({ kind: 'check', gpa, size, view: 'private', expect: 0, what: 'zeroes after PUNCH_HOLE', who: 'guest', label });
+    if (!(yield* step({ kind: 'access', gpa: at, size: length, private: true, write: INIT_P }))) return false;
+    yield* step({ kind: 'check', gpa: at, size: length, view: 'private', expect: INIT_P, what: 'init_p faulted in', who: 'guest', label });
+    if (!(yield* step({ kind: 'mapGpa', gpa, size, toPrivate: false, punchHole: true, label }))) return false;
+    yield* step({ kind: 'check', gpa, size, view: 'private', expect: 0, what: 'zeroes after PUNCH_HOLE', who: 'guest', label });
   }
   return true;
 }

@@ -125,6 +125,7 @@ export class Vcpu implements ActorLogic {
   #perform(action: GuestAction, ctx: ActorContext): ActionResult | undefined {
     const index = this.#action++;
     this.#counters.actions = this.#action;
+    if (action.label !== undefined) this.#bump(`selftest ${action.label}: steps`);
     if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
