@@ -16,8 +16,9 @@ export const EXIT_USAGE = 2;
 /** The run itself broke (a worker crashed, a deadlock): not the protocol's fault. */
 export const EXIT_RUNTIME = 3;
 /**
- * QEMU would refuse a VFIO device at start-up (device realize fails on the
- * mapping estimate): nothing ran. The one-line message gives the numbers and
- * the smallest limit that fits.
+ * QEMU would not run on: it refuses a VFIO device at start-up (device
+ * realize fails on the mapping estimate; nothing ran, and the one-line
+ * message gives the numbers and the smallest limit that fits), or it exits
+ * or aborts during the run (`qemu-exit`, `qemu-abort`).
  */
 export const EXIT_REFUSED = 4;

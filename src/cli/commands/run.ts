@@ -7,6 +7,7 @@ import { PER_CPU_DATA_SIZE, PER_CPU_SPACING } from '../../actors/vcpu/selftest-w
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { SHARED_BACKINGS } from '../../core/shared-backing.js';
+import { isFatal } from '../../core/qemu-outcome.js';
 import { PLATFORMS } from '../../actors/vcpu/conversion-exits.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
@@ -54,7 +55,8 @@ export const RUN_HELP = `convsim run [options]
                        live IOMMU mappings, latency histograms); samples the run every ~100 ms
   --json               one JSON object on stdout (always includes the profile)
   Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock),
-        4 QEMU would refuse a device at start-up (realize-failed; one line says why; nothing ran).`;
+        4 QEMU would not run on: it refuses a device at start-up (realize-failed; one line says why;
+          nothing ran), or exits or aborts during the run (qemu-exit, qemu-abort: the summary's outcome).`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
 export function parseRunOptions(argv: string[]): {
@@ -202,6 +204,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(summary(config, result, peakRssMiB));
     if (profile) process.stdout.write(profileTable(result));
   }
+  // QEMU exited or aborted during the run (e.g. a hot-plug re-registration's replay failed): the run ended there.
+  if (isFatal(result.outcome)) return EXIT_REFUSED;
   return result.violations.length > 0 ? EXIT_VIOLATIONS : EXIT_OK;
 }
 
