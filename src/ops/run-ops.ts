@@ -89,23 +89,23 @@ export function runOps(script: OpsScript): OpsOutput {
 }
 
 /**
- * Which container is still being set up. QEMU's `vfio_container_region_add`
+ * Which containers are still being set up. QEMU's `vfio_container_region_add`
  * treats a failure while the container is set up (`!bcontainer->initialized`:
- * the region adds of its first memory-listener registration) as a realize
- * failure, and afterwards as fatal (`hw_error`). In a script, a container
- * is set up by the `register` ops right after its `addContainer`; the first
- * other op ends its set-up.
+ * the region adds of its device's realize) as a realize failure, and
+ * afterwards as fatal (`hw_error`). In a script, a container is set up from
+ * its `addContainer` until the first op that is neither `addContainer` nor
+ * `register` (the VM running: a conversion, a state change, DMA, ...).
  */
 class ContainerSetup {
-  #settingUp: string | undefined;
+  readonly #settingUp = new Set<string>();
 
   observe(op: Op): void {
-    if (op.op === 'addContainer') this.#settingUp = op.id;
-    else if (op.op !== 'register' || op.container !== this.#settingUp) this.#settingUp = undefined;
+    if (op.op === 'addContainer') this.#settingUp.add(op.id);
+    else if (op.op !== 'register') this.#settingUp.clear();
   }
 
   initialized(container: string): boolean {
-    return container !== this.#settingUp;
+    return !this.#settingUp.has(container);
   }
 }
 
