@@ -26,7 +26,9 @@ function describe(message: Message, to: string): { text: string; fn: string } {
   switch (message.type) {
     case 'exit':
       return {
-        text: `${EXIT_NAMES[message.reason] ?? 'exit'}: ${message.reason === EXIT_PUNCH_HOLE ? 'punch a hole in guest_memfd at' : 'convert'} ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
+        text: message.reason === EXIT_PUNCH_HOLE
+          ? `${EXIT_NAMES[message.reason]}: punch a hole in guest_memfd at ${hex(message.gpa)}+${formatSize(message.size)}`
+          : `${EXIT_NAMES[message.reason] ?? 'exit'}: convert ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
         fn: 'kvm_convert_memory',
       };
     case 'exitDone':
