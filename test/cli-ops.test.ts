@@ -47,7 +47,7 @@ describe('convsim ops FILE (built CLI)', () => {
       expect(Object.keys(out).sort()).toEqual(['events', 'final', 'results', 'violations']);
       expect(out['results']).toEqual(vector.expect.results);
       expect(Array.isArray(out['events'])).toBe(true);
-      expect(Object.keys(out['final'] as object).sort()).toEqual(['kvmPrivate', 'mappings', 'shared', 'vmStopped']);
+      expect(Object.keys(out['final'] as object).sort()).toEqual(['kvmPrivate', 'mappings', 'outcome', 'shared', 'vmStopped']);
       const violations = out['violations'] as Array<{ invariant: string; op: number; message: string }>;
       if (vector.expect.violations !== undefined) {
         expect(violations.map((v) => ({ invariant: v.invariant, op: v.op }))).toEqual(vector.expect.violations);

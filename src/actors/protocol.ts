@@ -9,6 +9,10 @@
 /** How a vCPU exit reached the KVM exit handler. */
 export const EXIT_MAP_GPA = 0;
 export const EXIT_MEMORY_FAULT = 1;
+/** The Linux selftest's MapGPA with its DO_FALLOCATE flag (its own host punches or allocates guest_memfd). */
+export const EXIT_MAP_GPA_FALLOCATE = 2;
+/** The Linux selftest's MapGPA with SHARED | DO_FALLOCATE but not SET_ATTRIBUTES: a hole in guest_memfd, attributes unchanged. */
+export const EXIT_PUNCH_HOLE = 3;
 
 /** Outcomes of a device access, by index (codec-friendly). */
 export const DMA_OUTCOMES = ['ok', 'fault', 'dma-to-private', 'dma-to-stale'] as const;

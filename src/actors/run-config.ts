@@ -7,6 +7,8 @@ import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import type { RollbackPolicy } from '../core/ram-block-attributes.js';
 import { buildLayout, type MachineLayout } from '../core/machine-layout.js';
 import { Prng } from '../core/prng.js';
+import type { SharedBacking } from '../core/shared-backing.js';
+import type { Platform } from './vcpu/conversion-exits.js';
 import type { VfioBackend } from '../core/vfio/container.js';
 import type { FaultSpec } from '../core/fault-plan.js';
 import type { Topology } from './actor.js';
@@ -18,6 +20,11 @@ export interface ContainerSpec {
   readonly backend: VfioBackend;
   /** type1 only. */
   readonly dmaEntryLimit: number;
+  /**
+   * Where the type1 limit came from: the kernel's default (`type1`), the
+   * user (`type1:N`), or raised to fit the mapping estimate (`type1:auto`).
+   */
+  readonly limitSource?: 'default' | 'set' | 'auto';
 }
 
 export interface RunConfig {
@@ -37,6 +44,7 @@ export interface RunConfig {
   readonly workload: WorkloadName;
   /** Conversions between quiescent checks. */
   readonly checkEvery: number;
+  /** `kvm_get_max_memslots()` for the VFIO mapping estimate (x86 KVM: 32764). */
   readonly maxMemslots: number;
   /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
   readonly registrationOrder: 'serialized' | 'racy';
@@ -65,7 +73,21 @@ export interface RunConfig {
   readonly hotplugEvery?: number;
   /** Shrinking: per vCPU, the number of workload actions after which it stops. */
   readonly actionLimit?: readonly number[];
+  /** The shared half's backend (default `anonymous`); `hugetlb` pages are not discarded on a conversion to private. */
+  readonly sharedBacking?: SharedBacking;
+  /** How guest conversion requests exit to userspace (default `tdx`; see conversion-exits.ts). */
+  readonly platform?: Platform;
+  /**
+   * `selftest` workload: whose semantics its checks expect. `qemu` (default):
+   * QEMU's host, which frees the page left behind on each conversion. `kvm`:
+   * the Linux selftest's own host (never frees shared memory; punches
+   * guest_memfd only on request), which the KVM exit handler then follows.
+   */
+  readonly selftestExpect?: SelftestExpect;
 }
+
+export type SelftestExpect = 'kvm' | 'qemu';
+export const SELFTEST_EXPECTS: readonly SelftestExpect[] = ['kvm', 'qemu'];
 
 /**
  * Alternative code paths a developer could plausibly write, or that QEMU

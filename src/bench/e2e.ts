@@ -2,6 +2,8 @@
  * End-to-end benchmark: conversions per second of the threaded runtime for
  * 1, 2, 4 and 8 vCPUs (and 1, 2 containers), same workload and seed.
  */
+import { autoDmaEntryLimit } from '../actors/device-realize.js';
+import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import type { RunConfig } from '../actors/run-config.js';
 import { MiB } from '../core/units.js';
 import { runThreaded } from '../runtime/threaded-run.js';
@@ -48,10 +50,10 @@ export async function runE2eBench(options: { conversions?: number; repetitions?:
       const config: RunConfig = {
         vcpus,
         containers: Array.from({ length: containers }, (_, i) => (i % 2 === 0 // alternate type1 and iommufd
-          ? { backend: 'type1' as const, dmaEntryLimit: guestMem / 4096 + 1024 }
+          ? { backend: 'type1' as const, dmaEntryLimit: autoDmaEntryLimit({ guestMem, gpaBase: 0, blockSize: 4096, maxMemslots: KVM_X86_MAX_MEMSLOTS }), limitSource: 'auto' as const }
           : { backend: 'iommufd' as const, dmaEntryLimit: 0 })),
         guestMem, blockSize: 4096, gpaBase: 0, mode: 'legacy', order: 'explicit', rollback: 'none',
-        inFlight: 1, conversions, seed: 1, workload: 'storm', checkEvery: 1_000_000, maxMemslots: 512,
+        inFlight: 1, conversions, seed: 1, workload: 'storm', checkEvery: 1_000_000, maxMemslots: KVM_X86_MAX_MEMSLOTS,
         registrationOrder: 'serialized',
       };
       const runs: number[] = [];

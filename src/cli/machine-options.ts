@@ -3,7 +3,10 @@
  * guest size, rollback, conversions in flight, registration order, layout
  * and fault injection. Every mistake is a one-line UsageError.
  */
+import { autoDmaEntryLimit } from '../actors/device-realize.js';
 import type { ContainerSpec, WorkloadName } from '../actors/run-config.js';
+import { PER_CPU_DATA_SIZE, PER_CPU_SPACING } from '../actors/vcpu/selftest-workload.js';
+import { TYPE1_DEFAULT_DMA_ENTRY_LIMIT } from '../core/vfio/type1-container.js';
 import { FAULT_KINDS, type FaultKind, type FaultSpec } from '../core/fault-plan.js';
 import { LAYOUTS, type LayoutName } from '../core/machine-layout.js';
 import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
@@ -33,8 +36,8 @@ export type MachineOptionValues = { readonly [K in Exclude<keyof typeof MACHINE_
 
 /** Help lines for the machine options, aligned like the commands' own. */
 export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
-  --containers LIST    back-ends, e.g. type1,iommufd; type1:LIMIT sets dma_entry_limit
-                       (without a limit: raised to fit the guest)
+  --containers LIST    back-ends, e.g. type1:auto,iommufd; type1 has the kernel's default
+                       dma_entry_limit 65535, type1:N sets it, type1:auto raises it to fit
   --guest-mem SIZE     guest RAM, a multiple of 2M (e.g. 64M, 1G)
   --rollback R         ${ROLLBACK_POLICIES.join('|')}
   --in-flight N        conversions in flight at the KVM exit handler (1 serialises them)
@@ -56,15 +59,21 @@ export function parseRate(option: string, value: string): number {
   return n;
 }
 
-/** `type1,iommufd,type1:65535`; a type1 without a limit gets `fittingLimit`. */
-export function parseContainers(list: string, fittingLimit: number): ContainerSpec[] {
+/**
+ * `type1,iommufd,type1:65535,type1:auto`: `type1` has the kernel's default
+ * dma_entry_limit (65535), `type1:N` sets it, `type1:auto` raises it to the
+ * smallest limit QEMU's mapping estimate accepts for `sizing`.
+ */
+export function parseContainers(list: string, sizing: Parameters<typeof autoDmaEntryLimit>[0]): ContainerSpec[] {
   const containers = list.split(',').map((item): ContainerSpec => {
-    const parts = item.split(':');
-    if (parts.length > 2) throw new UsageError(`--containers: ${JSON.stringify(item)} has more than one limit (type1:LIMIT)`);
-    const [backend = '', limit] = parts;
+    const [backend = '', limit, extra] = item.split(':');
     const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
+    if (extra !== undefined) throw new UsageError(`--containers: ${JSON.stringify(item)} is not type1, type1:N, type1:auto or iommufd`);
     if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
-    return { backend: b, dmaEntryLimit: b !== 'type1' ? 0 : limit === undefined ? fittingLimit : parseCount('containers', limit) };
+    if (b === 'iommufd') return { backend: b, dmaEntryLimit: 0 };
+    if (limit === undefined) return { backend: b, dmaEntryLimit: TYPE1_DEFAULT_DMA_ENTRY_LIMIT, limitSource: 'default' };
+    if (limit === 'auto') return { backend: b, dmaEntryLimit: autoDmaEntryLimit(sizing), limitSource: 'auto' };
+    return { backend: b, dmaEntryLimit: parseCount('containers', limit, 1, 2 ** 32 - 1), limitSource: 'set' };
   });
   if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
   return containers;
@@ -79,8 +88,8 @@ export function parseGuestMem(value: string): number {
 
 /** The workload fits the guest and vCPUs (checked up front, before anything runs). */
 export function checkWorkloadFits(workload: WorkloadName, vcpus: number, guestMem: number): void {
-  if (workload === 'selftest' && vcpus * (2 * MiB + 4096) > guestMem) {
-    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
+  if (workload === 'selftest' && (vcpus - 1) * PER_CPU_SPACING + PER_CPU_DATA_SIZE > guestMem) {
+    throw new UsageError(`--workload selftest: needs a 2M+4K chunk every 4M per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
   }
   if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * MiB) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
   if (workload === 'overlap' && guestMem < 8 * MiB) throw new UsageError('--guest-mem: overlap needs at least 8M');
@@ -105,12 +114,12 @@ export function parseFaults(rate: string | undefined, kinds: string | undefined)
  */
 export function parseMachineOptions(values: MachineOptionValues, defaults: { guestMem: number; blockSize: number; maxMemslots: number }): MachineChoice {
   const guestMem = values['guest-mem'] === undefined ? undefined : parseGuestMem(values['guest-mem']);
-  const fitting = (guestMem ?? defaults.guestMem) / defaults.blockSize + defaults.maxMemslots + 1024;
+  const sizing = { guestMem: guestMem ?? defaults.guestMem, gpaBase: 0, blockSize: defaults.blockSize, maxMemslots: defaults.maxMemslots };
   const faults = parseFaults(values.faults, values['fault-kinds']);
   const pick = <T>(value: string | undefined, parse: (v: string) => T): T | undefined => (value === undefined ? undefined : parse(value));
   const choice: MachineChoice = {
     vcpus: pick(values.vcpus, (v) => parseCount('vcpus', v, 1, 64)),
-    containers: pick(values.containers, (v) => parseContainers(v, fitting)),
+    containers: pick(values.containers, (v) => parseContainers(v, sizing)),
     guestMem,
     rollback: pick(values.rollback, (v) => parseChoice('rollback', v, ROLLBACK_POLICIES)),
     inFlight: pick(values['in-flight'], (v) => parseCount('in-flight', v, 1, 1024)),

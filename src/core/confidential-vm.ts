@@ -4,7 +4,10 @@
  * the VFIO containers with their listeners. Single-threaded and
  * synchronous: the actor runtime splits the same objects across threads.
  */
+import { qemuDiscard } from './conversion-discard.js';
+import { NO_CONVERSION_FAULTS, type ConversionFaults } from './conversion-faults.js';
 import { type Ret, retName } from './errno.js';
+import { sharedBackingPageSize, type SharedBacking } from './shared-backing.js';
 import { EventBus } from './events.js';
 import { GuestMemory, type BackingMode } from './guest-memory.js';
 import { KvmConversionListener } from './kvm-conversion-listener.js';
@@ -14,11 +17,13 @@ import type { MemoryRegionSection } from './memory-region-section.js';
 import { RamBlockAttributes, type RollbackPolicy } from './ram-block-attributes.js';
 import { formatSize } from './units.js';
 import type { DmaOutcome, VfioBackend, VfioContainer } from './vfio/container.js';
+import { KVM_X86_MAX_MEMSLOTS } from './vfio/dma-mapping-estimate.js';
 import { IommufdContainer } from './vfio/iommufd-container.js';
 import { Type1Container, TYPE1_DEFAULT_DMA_ENTRY_LIMIT } from './vfio/type1-container.js';
 import {
   vfioRamDiscardRegisterListener,
   type DmaLimitCheck,
+  type RegisterResult,
   type VfioRamDiscardListener,
 } from './vfio/vfio-ram-discard-listener.js';
 
@@ -36,10 +41,12 @@ export interface VmConfig {
   readonly mode: BackingMode;
   /** Only used in `inplace` mode. */
   readonly inplaceOrder: InplaceOrder;
-  /** `kvm_get_max_memslots()` for the VFIO mapping estimate (spec: 512). */
+  /** `kvm_get_max_memslots()` for the VFIO mapping estimate (x86 KVM: 32764; 512 without KVM). */
   readonly maxMemslots: number;
   /** What the VFIO mapping estimate does when exceeded. */
   readonly dmaLimitCheck: DmaLimitCheck;
+  /** The shared half's memory backend (default `anonymous`); `hugetlb` is not discarded on a conversion to private. */
+  readonly sharedBacking?: SharedBacking;
 }
 
 export const DEFAULT_VM_CONFIG: Omit<VmConfig, 'regionSize'> = {
@@ -48,7 +55,7 @@ export const DEFAULT_VM_CONFIG: Omit<VmConfig, 'regionSize'> = {
   rollback: 'none',
   mode: 'legacy',
   inplaceOrder: 'explicit',
-  maxMemslots: 512,
+  maxMemslots: KVM_X86_MAX_MEMSLOTS,
   dmaLimitCheck: 'error',
 };
 
@@ -72,7 +79,11 @@ export class ConfidentialVm {
   #stopReason: string | undefined;
   readonly #conversion: ConversionContext;
 
-  constructor(config: VmConfig) {
+  /**
+   * @param faults failures of KVM's attribute ioctl and of discards inside
+   *   `kvm_convert_memory` (default: none).
+   */
+  constructor(config: VmConfig, faults: ConversionFaults = NO_CONVERSION_FAULTS) {
     this.config = config;
     this.kvm = new KvmMemoryAttributes(config.gpaBase, config.regionSize, config.blockSize);
     this.memory = new GuestMemory(config.mode, config.regionSize, config.blockSize, this.kvm);
@@ -92,6 +103,8 @@ export class ConfidentialVm {
     this.#conversion = {
       regionSize: config.regionSize,
       pageSize: config.blockSize,
+      discard: qemuDiscard(sharedBackingPageSize(config.sharedBacking ?? 'anonymous'), config.blockSize),
+      faults,
       mode: config.mode,
       inplaceOrder: config.inplaceOrder,
       kvm: this.kvm,
@@ -135,19 +148,46 @@ export class ConfidentialVm {
     return container;
   }
 
-  /** `vfio_ram_discard_register_listener` for one section of the region. */
-  register(containerId: string, spec: SectionSpec): Ret {
+  /**
+   * `vfio_ram_discard_register_listener` for one section of the region.
+   * `listener` names it (default: the container id); the result says
+   * which step failed, which decides how QEMU ends (see `registerOutcome`).
+   */
+  registerListener(containerId: string, spec: SectionSpec, listener?: string): RegisterResult {
     const container = this.container(containerId);
-    const { ret } = vfioRamDiscardRegisterListener(container, this.vfioListeners.get(containerId)!, this.rba,
-      this.section(spec), { maxMemslots: this.config.maxMemslots, dmaLimitCheck: this.config.dmaLimitCheck });
-    return ret;
+    const listeners = this.vfioListeners.get(containerId)!;
+    const name = listener ?? containerId;
+    return vfioRamDiscardRegisterListener(container, listeners, this.rba, this.section(spec),
+      { maxMemslots: this.config.maxMemslots, dmaLimitCheck: this.config.dmaLimitCheck, name });
+  }
+
+  /** {@link registerListener}, returning only 0 or the error. */
+  register(containerId: string, spec: SectionSpec, listener?: string): Ret {
+    return this.registerListener(containerId, spec, listener).ret;
   }
 
   /** `vfio_ram_discard_unregister_listener` for every listener of the container, newest first. */
   unregister(containerId: string): void {
     const listeners = this.vfioListeners.get(containerId);
     if (listeners === undefined) throw new RangeError(`no container ${containerId}`);
-    for (const listener of listeners.splice(0)) this.rba.unregisterListener(listener);
+    for (const l of listeners.splice(0)) this.rba.unregisterListener(l);
+  }
+
+  /**
+   * `vfio_ram_discard_unregister_listener` for the container's listeners
+   * named `name`, newest first. Returns how many there were; none is the
+   * case where QEMU calls `hw_error("vfio: Trying to unregister missing RAM
+   * discard listener")`.
+   */
+  unregisterNamed(containerId: string, name: string): number {
+    const listeners = this.vfioListeners.get(containerId);
+    if (listeners === undefined) throw new RangeError(`no container ${containerId}`);
+    const named = listeners.filter((l) => l.name === name);
+    for (const l of named) {
+      listeners.splice(listeners.indexOf(l), 1);
+      this.rba.unregisterListener(l);
+    }
+    return named.length;
   }
 
   /** `ram_block_attributes_state_change`, called directly. */

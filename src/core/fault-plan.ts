@@ -15,6 +15,7 @@
  * - `discard`: freeing the page left behind fails (`ram_block_discard_range`
  *   / `ram_block_discard_guest_memfd_range`: -ENOMEM, -EIO).
  */
+import type { ConversionFaults } from './conversion-faults.js';
 import { EFAULT, EINVAL, EIO, ENOMEM, ENOSPC, type Ret } from './errno.js';
 import { Prng } from './prng.js';
 
@@ -53,6 +54,14 @@ export class FaultPlan {
   /** A plan that never injects. */
   static none(): FaultPlan {
     return new FaultPlan(undefined, 0, 0);
+  }
+
+  /** The plan as `kvm_convert_memory`'s failures: the attribute ioctl and the discards. */
+  conversionFaults(): ConversionFaults {
+    return {
+      failSetAttributes: () => this.next('attributes'),
+      failDiscard: () => this.next('discard'),
+    };
   }
 
   /** 0, or the negative errno this call of `kind` fails with. */

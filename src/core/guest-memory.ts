@@ -134,6 +134,21 @@ export class GuestMemory implements PinnableMemory {
   }
 
   /**
+   * `fallocate(PUNCH_HOLE)` on guest_memfd: its pages in the range are
+   * freed and read as zeroes when faulted in again (legacy: the private
+   * page; in place: the one page).
+   */
+  punchHole(offset: number, size: number): void {
+    if (this.mode === 'legacy') {
+      this.discardPrivate(offset, size);
+      return;
+    }
+    const [first, count] = this.#blocks(offset, size);
+    this.sharedGeneration.setRange(first, count, this.#nextEpoch());
+    this.sharedData.setRange(first, count, 0);
+  }
+
+  /**
    * In-place `CONVERT_PRIVATE`: host mappings are zapped, then every page
    * must hold only page-cache references; a page pinned by VFIO has more ->
    * -EAGAIN with the failing offset, nothing converted.

@@ -32,7 +32,6 @@ export const INVARIANTS = [
   'data-integrity',
   'incomplete-conversion',
   'conversion-failed',
-  'registration-failed',
 ] as const;
 
 /**
@@ -42,9 +41,7 @@ export const INVARIANTS = [
  * attributes do not cover the range it asked for: agreement (3) against the
  * guest's request) and `conversion-failed` (a valid request, inside RAM and
  * page aligned, failed although no fault was injected: the VM stops for
- * nothing) and `registration-failed` (a VFIO listener registration failed
- * with nothing injected: QEMU refuses the device, or exits on a failed
- * replay).
+ * nothing).
  */
 export type InvariantName = (typeof INVARIANTS)[number];
 

@@ -2,7 +2,9 @@
  * `kvm_convert_memory(start, size, to_private)` (accel/kvm/kvm-all.c), the
  * path a vCPU takes on a memory-fault exit or a MapGPA hypercall.
  */
-import { EINVAL, EPERM, type Ret } from './errno.js';
+import type { ConversionDiscard } from './conversion-discard.js';
+import type { ConversionFaults } from './conversion-faults.js';
+import { EINVAL, type Ret } from './errno.js';
 import type { EventBus } from './events.js';
 import type { BackingMode, GuestMemory } from './guest-memory.js';
 import type { KvmConversionListener } from './kvm-conversion-listener.js';
@@ -27,6 +29,10 @@ export interface ConversionContext {
   readonly regionSize: number;
   /** `qemu_real_host_page_size()`. */
   readonly pageSize: number;
+  /** Which page is freed after a conversion (QEMU's rule, with hugetlb; or the selftest host's). */
+  readonly discard: ConversionDiscard;
+  /** Failures of the attribute ioctl and of discards (default: none; see `NO_CONVERSION_FAULTS`). */
+  readonly faults: ConversionFaults;
   readonly mode: BackingMode;
   readonly inplaceOrder: InplaceOrder;
   readonly kvm: KvmMemoryAttributes;
@@ -53,13 +59,14 @@ export type ConversionSteps = Generator<StateChangeCall, Ret, Ret>;
 /**
  * Convert `[start, start + size)` (guest physical) to private or shared.
  * Returns 0 or an error; a caller (the vCPU loop) stops the VM on error.
+ * `fallocate` is the Linux selftest's flag (only its host's discard rule
+ * looks at it; QEMU has none).
  *
  * Legacy order: KVM attribute -> bitmap + listeners -> free the page on the
  * side being left. In-place: see {@link InplaceOrder}.
  */
-export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean): ConversionSteps {
-  // QEMU returns a bare -1 here and for "no region, to private"; the model uses -EINVAL and
-  // -EPERM (-1) so the two are told apart, as the spec names the first -EINVAL.
+export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: number, toPrivate: boolean, fallocate = false): ConversionSteps {
+  // Current QEMU returns -EINVAL for bad arguments and for "no region, to private" (older QEMU: -1).
   if (!isAligned(start, ctx.pageSize) || !isAligned(size, ctx.pageSize) || size === 0) return -EINVAL;
 
   // memory_region_find(): the model has one guest_memfd RAMBlock, shown by the sections of
@@ -67,7 +74,7 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
   const found = ctx.kvm.physMap.find(start, size);
   if (found === undefined) {
     // Converting unassigned memory to shared is ignored (emulated MMIO); to private is an error.
-    return toPrivate ? -EPERM : 0;
+    return toPrivate ? -EINVAL : 0;
   }
   // QEMU derives the offset from the section found but keeps the caller's size.
   const offset = found.offset;
@@ -80,6 +87,9 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
     return ret !== 0 ? ret : conversionError;
   }
 
+  // kvm_set_memory_attributes_private/shared: an ioctl error is returned as it is, nothing changed.
+  const setRet = ctx.faults.failSetAttributes(start, size, toPrivate);
+  if (setRet !== 0) return setRet;
   ctx.kvm.set(start, size, toPrivate);
   ctx.bus?.emit({ kind: 'kvmSetAttributes', gpa: start, size, private: toPrivate });
 
@@ -87,9 +97,16 @@ export function* kvmConvertMemory(ctx: ConversionContext, start: number, size: n
     const ret = yield stateChange;
     if (ret !== 0) return ret; // "Failed to notify the listener the state change"
     if (toPrivate) {
+      // Shared memory backed by hugetlb is pre-allocated and not discarded: it keeps its data.
+      if (!ctx.discard.discardShared(fallocate)) return 0;
+      const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
+      if (discardRet !== 0) return discardRet;
       ctx.memory.discardShared(offset, size); // ram_block_discard_range
       ctx.bus?.emit({ kind: 'discardShared', offset, size });
     } else {
+      if (!ctx.discard.discardPrivate(fallocate)) return 0;
+      const discardRet = ctx.faults.failDiscard(offset, size, toPrivate);
+      if (discardRet !== 0) return discardRet;
       ctx.memory.discardPrivate(offset, size); // ram_block_discard_guest_memfd_range
       ctx.bus?.emit({ kind: 'discardPrivate', offset, size });
     }

@@ -10,6 +10,9 @@ import { MiB } from '../core/units.js';
 import { runDeterministic, type DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { DeviationStrategy, PctStrategy, RandomStrategy, type Strategy, type StrategyName } from '../runtime/deterministic/strategy.js';
 import { applyMachine, drawMachine, withLayout, type MachineChoice } from './machine.js';
+import { autoDmaEntryLimit } from '../actors/device-realize.js';
+import type { Platform } from '../actors/vcpu/conversion-exits.js';
+import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import { findMutant } from './mutants.js';
 
 export interface ExploreCase {
@@ -34,11 +37,17 @@ export function exploreConfig(options: {
   workload: WorkloadName; seed: number; mode?: BackingMode; order?: InplaceOrder; mutant?: string; conversions?: number;
   /** Machine options the user fixed; the rest are the small machine's, or drawn from the seed with `vary`. */
   machine?: MachineChoice; vary?: boolean;
+  /** `kvm_get_max_memslots()` (default 32764, x86 KVM). */
+  maxMemslots?: number;
+  /** Conversion exits (default tdx; sw-protected for the selftest). */
+  platform?: Platform;
 }): RunConfig {
   const guestMem = options.machine?.guestMem ?? 64 * MiB;
+  const maxMemslots = options.maxMemslots ?? KVM_X86_MAX_MEMSLOTS;
+  const type1Limit = autoDmaEntryLimit({ guestMem, gpaBase: 0, blockSize: 4096, maxMemslots });
   const base: RunConfig = {
     vcpus: 2,
-    containers: [{ backend: 'type1', dmaEntryLimit: guestMem / 4096 + 1024 }, { backend: 'iommufd', dmaEntryLimit: 0 }],
+    containers: [{ backend: 'type1', dmaEntryLimit: type1Limit, limitSource: 'auto' }, { backend: 'iommufd', dmaEntryLimit: 0 }],
     guestMem,
     blockSize: 4096,
     gpaBase: 0,
@@ -50,9 +59,10 @@ export function exploreConfig(options: {
     seed: options.seed,
     workload: options.workload,
     checkEvery: 1_000_000,
-    maxMemslots: 512,
+    maxMemslots,
     registrationOrder: 'serialized',
     profile: false,
+    platform: options.platform ?? (options.workload === 'selftest' ? 'sw-protected' : 'tdx'),
   };
   const machine = options.vary === true
     ? drawMachine(options.seed, options.machine ?? {}, guestMem, base.blockSize, base.maxMemslots)

@@ -20,6 +20,8 @@ import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 import type { DeterministicOutcome } from '../runtime/deterministic/deterministic-run.js';
 import type { StrategyName } from '../runtime/deterministic/strategy.js';
 import { packageRoot } from '../workers/worker-url.js';
+import type { Platform } from '../actors/vcpu/conversion-exits.js';
+import { firstFailure } from './failure.js';
 import { encodeToken, exploreConfig, runCase, type ExploreCase } from './explore-case.js';
 import { machineCoverage, type MachineChoice } from './machine.js';
 
@@ -38,6 +40,9 @@ export interface IterationInput {
   readonly machine?: MachineChoice;
   /** Draw the machine options left open from each iteration's seed. */
   readonly vary?: boolean;
+  /** `kvm_get_max_memslots()` (default 32764). */
+  readonly maxMemslots?: number;
+  readonly platform?: Platform;
   /** Seeds `seed .. seed + count - 1` (default 1). */
   readonly count?: number;
   /** Run the whole batch even after a failure. */
@@ -77,6 +82,8 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
     ...(input.conversions === undefined ? {} : { conversions: input.conversions }),
     ...(input.machine === undefined ? {} : { machine: input.machine }),
     ...(input.vary === undefined ? {} : { vary: input.vary }),
+    ...(input.maxMemslots === undefined ? {} : { maxMemslots: input.maxMemslots }),
+    ...(input.platform === undefined ? {} : { platform: input.platform }),
   });
   return {
     config,
@@ -92,10 +99,11 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
 export function runIteration(input: IterationInput, seed = input.seed): IterationResult {
   const c = iterationCase(input, seed);
   const r = runCase(c, { stopAtViolation: true });
-  const first = r.violations[0];
+  // An invariant violation, or QEMU exiting, aborting or refusing the device (named by the outcome).
+  const first = firstFailure(r);
   const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash, coverage: iterationCoverage(c, r.stats) };
   if (first !== undefined) {
-    return { ...base, found: true, invariant: first.invariant, message: first.message, token: encodeToken(c) };
+    return { ...base, found: true, invariant: first.name, message: first.message, token: encodeToken(c) };
   }
   if (r.outcome === 'deadlock') {
     return { ...base, found: true, invariant: 'deadlock', message: 'the actors stopped with a vCPU still waiting for a reply', token: encodeToken(c) };

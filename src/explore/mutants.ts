@@ -7,6 +7,7 @@
 import type { RunConfig } from '../actors/run-config.js';
 import type { InvariantName } from '../core/invariants.js';
 import { ENOSPC } from '../core/errno.js';
+import type { FatalOutcome } from '../core/qemu-outcome.js';
 import { MiB } from '../core/units.js';
 import { TYPE1_DEFAULT_DMA_ENTRY_LIMIT } from '../core/vfio/type1-container.js';
 
@@ -14,8 +15,12 @@ export interface Mutant {
   readonly name: string;
   /** What the variant changes, in QEMU's terms. */
   readonly description: string;
-  /** The invariants expected to catch it, the one usually found first listed first. */
-  readonly expected: readonly InvariantName[];
+  /**
+   * The invariants expected to catch it, the one usually found first listed
+   * first, or the fatal QEMU outcome it leads to (QEMU's `exit(1)` on a
+   * failed register-time replay).
+   */
+  readonly expected: ReadonlyArray<InvariantName | FatalOutcome>;
   /** The configuration the variant runs with. */
   apply(config: RunConfig): RunConfig;
 }
@@ -29,8 +34,8 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: 'register-race',
-    description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change',
-    expected: ['disagreement', 'stale-mapping', 'registration-failed'],
+    description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change; a replay that meets a block a concurrent populate already mapped fails (-EEXIST) and QEMU exits',
+    expected: ['qemu-exit', 'disagreement', 'stale-mapping'],
     apply: (c) => ({ ...c, workload: 'hotplug', registrationOrder: 'racy', hotplugEvery: 23 }),
   },
   {

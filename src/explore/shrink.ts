@@ -4,18 +4,19 @@
  * no hot-plug), fewer and smaller deviations from the default schedule,
  * while the same invariant still fails first.
  */
-import type { InvariantName } from '../core/invariants.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { hotplugsDevices } from '../actors/run-config.js';
 import { runCase, type ExploreCase } from './explore-case.js';
 import { withoutFaults, withoutHotplug, withoutLastContainer, withoutLastVcpu, withoutSection } from './machine.js';
+import { firstFailure } from './failure.js';
 
 export interface ShrinkResult {
   readonly original: ExploreCase;
   readonly shrunk: ExploreCase;
   /** The shrunk case's run, with its trace recorded. */
   readonly result: DeterministicResult;
-  readonly invariant: InvariantName;
+  /** The invariant, or the fatal QEMU outcome, that fails first. */
+  readonly invariant: string;
   readonly attempts: number;
 }
 
@@ -28,7 +29,7 @@ const RESEARCH_SEEDS = 300;
 
 export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
   const first = runCase(failing, { recordChoices: true });
-  const invariant = first.violations[0]?.invariant;
+  const invariant = firstFailure(first)?.name;
   if (invariant === undefined) throw new RangeError('the case does not fail: nothing to shrink');
   let attempts = 0;
   // A candidate that runs far longer than the failure it shrinks is not a shrink: cap its steps
@@ -36,7 +37,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   const stepCap = Math.max(100_000, 50 * first.steps);
   const fails = (c: ExploreCase): boolean => {
     attempts++;
-    return runCase(c, { maxSteps: stepCap }).violations[0]?.invariant === invariant;
+    return firstFailure(runCase(c, { maxSteps: stepCap }))?.name === invariant;
   };
   // The schedule as deviations from the default order: replays the same run.
   let best: ExploreCase = {
@@ -69,8 +70,8 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   //    A smaller machine is kept only if it does not make the failing run longer.
   const failsBy = (c: ExploreCase): number => {
     attempts++;
-    const r = runCase(c, { maxSteps: stepCap });
-    return r.violations[0]?.invariant === invariant ? r.violationStep : Infinity;
+    const found = firstFailure(runCase(c, { maxSteps: stepCap }));
+    return found?.name === invariant ? found.step : Infinity;
   };
   const tryMachine = (candidate: ExploreCase): boolean => {
     const limit = failsBy(best);
@@ -141,8 +142,8 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   //    schedules of the reduced case and keep the one that fails soonest.
   const failingStep = (c: ExploreCase): number => {
     attempts++;
-    const r = runCase(c, { maxSteps: stepCap, recordChoices: true });
-    return r.violations[0]?.invariant === invariant ? r.violationStep : Infinity;
+    const found = firstFailure(runCase(c, { maxSteps: stepCap, recordChoices: true }));
+    return found?.name === invariant ? found.step : Infinity;
   };
   let bestStep = failingStep(best);
   for (let seed = 1; seed <= RESEARCH_SEEDS && attempts < maxAttempts; seed++) {

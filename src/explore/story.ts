@@ -5,19 +5,30 @@
  * into one line with a count.
  */
 import type { Message } from '../actors/protocol.js';
-import { EXIT_MAP_GPA, DMA_OUTCOMES } from '../actors/protocol.js';
-import type { Violation } from '../core/invariants.js';
+import { EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, DMA_OUTCOMES } from '../actors/protocol.js';
+
+import { firstFailure } from './failure.js';
 import { formatSize } from '../core/units.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** How each exit reason reads in a story. */
+const EXIT_NAMES: Record<number, string> = {
+  [EXIT_MAP_GPA]: 'MapGPA hypercall',
+  [EXIT_MEMORY_FAULT]: 'memory fault',
+  [EXIT_MAP_GPA_FALLOCATE]: 'MapGPA hypercall (fallocate)',
+  [EXIT_PUNCH_HOLE]: 'MapGPA hypercall (punch hole only)',
+};
 
 /** What a delivery means, and the function it stands for. */
 function describe(message: Message, to: string): { text: string; fn: string } {
   switch (message.type) {
     case 'exit':
       return {
-        text: `${message.reason === EXIT_MAP_GPA ? 'MapGPA hypercall' : 'memory fault'}: convert ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
+        text: message.reason === EXIT_PUNCH_HOLE
+          ? `${EXIT_NAMES[message.reason]}: punch a hole in guest_memfd at ${hex(message.gpa)}+${formatSize(message.size)}`
+          : `${EXIT_NAMES[message.reason] ?? 'exit'}: convert ${hex(message.gpa)}+${formatSize(message.size)} to ${message.toPrivate ? 'private' : 'shared'}`,
         fn: 'kvm_convert_memory',
       };
     case 'exitDone':
@@ -66,10 +77,11 @@ interface Line {
   readonly text: string;
 }
 
-/** The story of a recorded run, up to and including its first violation. */
+/** The story of a recorded run, up to and including its first violation (or QEMU's exit or abort). */
 export function story(result: DeterministicResult): string[] {
   const names = result.actors.map((a) => a.id);
-  const end = result.violationStep >= 0 ? result.violationStep : result.trace.length - 1;
+  const failure = firstFailure(result);
+  const end = failure !== undefined ? failure.step : result.trace.length - 1;
   // Start-up: each container registers its sections in turn before any vCPU runs; with nothing
   // shared yet nothing is replayed, so those request/reply pairs say one thing: told in one line.
   let start = 0;
@@ -91,8 +103,7 @@ export function story(result: DeterministicResult): string[] {
     return { key: `${from}>${to}:${d.message.type}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
   })];
   const out = collapse(lines);
-  const first: Violation | undefined = result.violations[0];
-  if (first !== undefined) out.push(`=> ${first.invariant}: ${first.message}`);
+  if (failure !== undefined) out.push(`=> ${failure.name}: ${failure.message}`);
   return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));
 }
 

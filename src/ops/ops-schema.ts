@@ -7,13 +7,14 @@ import { DEFAULT_VM_CONFIG, type VmConfig } from '../core/confidential-vm.js';
 import { BACKING_MODES } from '../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../core/kvm-convert-memory.js';
 import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
+import { SHARED_BACKINGS } from '../core/shared-backing.js';
 import { isAligned, isOffset, isPowerOfTwo } from '../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
 
 export type Op =
   | { op: 'addContainer'; id: string; backend: VfioBackend; dmaEntryLimit?: number }
-  | { op: 'register'; container: string; section: { offset: number; size: number; iova: number } }
-  | { op: 'unregister'; container: string }
+  | { op: 'register'; container: string; section: { offset: number; size: number; iova: number }; listener?: string }
+  | { op: 'unregister'; container: string; listener?: string }
   | { op: 'stateChange'; offset: number; size: number; toDiscard: boolean }
   | { op: 'convert'; gpa: number; size: number; toPrivate: boolean }
   | { op: 'isPopulated'; offset: number; size: number }
@@ -44,8 +45,8 @@ type FieldKind = 'int' | 'bool' | 'string' | 'section' | readonly string[];
 /** Fields of each op: name -> [kind, required]. */
 const OP_FIELDS: Record<OpName, Record<string, readonly [FieldKind, boolean]>> = {
   addContainer: { id: ['string', true], backend: [VFIO_BACKENDS, true], dmaEntryLimit: ['int', false] },
-  register: { container: ['string', true], section: ['section', true] },
-  unregister: { container: ['string', true] },
+  register: { container: ['string', true], section: ['section', true], listener: ['string', false] },
+  unregister: { container: ['string', true], listener: ['string', false] },
   stateChange: { offset: ['int', true], size: ['int', true], toDiscard: ['bool', true] },
   convert: { gpa: ['int', true], size: ['int', true], toPrivate: ['bool', true] },
   isPopulated: { offset: ['int', true], size: ['int', true] },
@@ -66,6 +67,7 @@ const CONFIG_FIELDS: Record<string, FieldKind> = {
   inplaceOrder: INPLACE_ORDERS,
   maxMemslots: 'int',
   dmaLimitCheck: ['error', 'warn'],
+  sharedBacking: SHARED_BACKINGS,
 };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -134,7 +136,7 @@ function parseConfig(raw: unknown, file: string): VmConfig {
 /**
  * Validate a parsed JSON document. Checks types and fields, and the
  * references a script can get wrong statically: unknown or duplicate
- * containers, unregistering a container with no listener, sections outside
+ * containers, unregistering a listener that is not registered, sections outside
  * the region.
  */
 export function parseOpsScript(doc: unknown, file: string): OpsScript {
@@ -146,7 +148,8 @@ export function parseOpsScript(doc: unknown, file: string): OpsScript {
   const rawOps = doc['ops'];
   if (!Array.isArray(rawOps)) throw new OpsInputError(`${file}: ops: must be an array`);
   const containers = new Set<string>();
-  const registered = new Set<string>();
+  /** Per container, its listener names registered now. */
+  const registered = new Map<string, Set<string>>();
   const ops = rawOps.map((raw: unknown, index): Op => {
     const where = `${file}: ops[${index}]`;
     if (!isRecord(raw)) throw new OpsInputError(`${where}: must be an object`);
@@ -173,13 +176,14 @@ export function parseOpsScript(doc: unknown, file: string): OpsScript {
   return { config, ops };
 }
 
-function checkReferences(op: Op, where: string, config: VmConfig, containers: Set<string>, registered: Set<string>): void {
+function checkReferences(op: Op, where: string, config: VmConfig, containers: Set<string>, registered: Map<string, Set<string>>): void {
   if (op.op === 'addContainer') {
     if (containers.has(op.id)) throw new OpsInputError(`${where}.id: container ${JSON.stringify(op.id)} already added`);
     if (op.dmaEntryLimit !== undefined && op.backend !== 'type1') {
       throw new OpsInputError(`${where}.dmaEntryLimit: only type1 containers have a DMA entry limit`);
     }
     containers.add(op.id);
+    registered.set(op.id, new Set());
     return;
   }
   if ('container' in op && !containers.has(op.container)) {
@@ -193,12 +197,20 @@ function checkReferences(op: Op, where: string, config: VmConfig, containers: Se
   switch (op.op) {
     case 'register':
       inRegion(op.section.offset, op.section.size, 'section');
-      registered.add(op.container);
+      registered.get(op.container)!.add(op.listener ?? op.container);
       return;
-    case 'unregister':
-      if (!registered.has(op.container)) throw new OpsInputError(`${where}.container: ${JSON.stringify(op.container)} has no registered listener`);
-      registered.delete(op.container);
+    case 'unregister': {
+      // Without a name, the listener(s) named after the container, as `register` names them.
+      const names = registered.get(op.container)!;
+      const name = op.listener ?? op.container;
+      if (!names.has(name)) {
+        const field = op.listener === undefined ? 'container' : 'listener';
+        throw new OpsInputError(`${where}.${field}: container ${JSON.stringify(op.container)} has no registered listener ${JSON.stringify(name)}` +
+          ` (registered: ${[...names].join(', ') || 'none'})`);
+      }
+      names.delete(name);
       return;
+    }
     case 'isPopulated':
     case 'replayPopulated':
     case 'replayDiscarded':

@@ -9,10 +9,13 @@ import { isEffect, type EffectEvent } from '../core/events.js';
 import { InvariantChecker, type Violation } from '../core/invariants.js';
 import type { SharedBitmap } from '../core/shared-bitmap.js';
 import type { DmaOutcome } from '../core/vfio/container.js';
+import { isFatal, registerOutcome, type FatalOutcome, type QemuOutcome } from '../core/qemu-outcome.js';
 import type { Op, OpsScript } from './ops-schema.js';
 
 export type OpResult =
   | { ret: number }
+  /** The op came after QEMU exited or aborted (or never started): it did not run. */
+  | { notRun: FatalOutcome }
   | { value: boolean }
   | { runs: Array<[number, number]> }
   | { outcome: DmaOutcome };
@@ -25,6 +28,8 @@ export interface OpsFinalState {
   /** Every live mapping per container, sorted by IOVA, not merged. */
   mappings: Record<string, Array<[number, number]>>;
   vmStopped: boolean;
+  /** How the QEMU process stands after the script (see `QemuOutcome`). */
+  outcome: QemuOutcome;
 }
 
 /** A violation, with the index of the op after which it was found. */
@@ -57,9 +62,17 @@ export function runOps(script: OpsScript): OpsOutput {
     }
   };
 
+  const setup = new ContainerSetup();
+  let fatal: FatalOutcome | undefined;
   script.ops.forEach((op, index) => {
+    if (fatal !== undefined) {
+      results.push({ notRun: fatal });
+      return;
+    }
+    setup.observe(op);
     const before = mayBeInvalid(op) ? digest(vm) : undefined;
-    const result = execute(vm, checker, op);
+    const { result, outcome } = execute(vm, checker, op, setup);
+    if (outcome !== undefined && isFatal(outcome)) fatal = outcome;
     results.push(result);
     report(checker.drain(), index);
     report(checker.checkQuiescent(), index);
@@ -71,18 +84,50 @@ export function runOps(script: OpsScript): OpsOutput {
     }
   });
   checker.dispose();
-  return { results, events, final: finalState(vm), violations };
+  const outcome: QemuOutcome = fatal ?? (vm.vmStopped ? 'vm-stopped' : 'running');
+  return { results, events, final: finalState(vm, outcome), violations };
 }
 
-function execute(vm: ConfidentialVm, checker: InvariantChecker, op: Op): OpResult {
+/**
+ * Which containers are still being set up. QEMU's `vfio_container_region_add`
+ * treats a failure while the container is set up (`!bcontainer->initialized`:
+ * the region adds of its device's realize) as a realize failure, and
+ * afterwards as fatal (`hw_error`). In a script, a container is set up from
+ * its `addContainer` until the first op that is neither `addContainer` nor
+ * `register` (the VM running: a conversion, a state change, DMA, ...).
+ */
+class ContainerSetup {
+  readonly #settingUp = new Set<string>();
+
+  observe(op: Op): void {
+    if (op.op === 'addContainer') this.#settingUp.add(op.id);
+    else if (op.op !== 'register') this.#settingUp.clear();
+  }
+
+  initialized(container: string): boolean {
+    return !this.#settingUp.has(container);
+  }
+}
+
+function execute(vm: ConfidentialVm, checker: InvariantChecker, op: Op, setup: ContainerSetup): { result: OpResult; outcome?: QemuOutcome } {
+  switch (op.op) {
+    case 'register': {
+      const r = vm.registerListener(op.container, op.section, op.listener);
+      const outcome = registerOutcome(r.failure, setup.initialized(op.container));
+      return { result: { ret: r.ret }, ...(outcome === undefined ? {} : { outcome }) };
+    }
+    case 'unregister':
+      vm.unregisterNamed(op.container, op.listener ?? op.container);
+      return { result: { ret: 0 } };
+    default:
+      return { result: executeSimple(vm, checker, op) };
+  }
+}
+
+function executeSimple(vm: ConfidentialVm, checker: InvariantChecker, op: Exclude<Op, { op: 'register' | 'unregister' }>): OpResult {
   switch (op.op) {
     case 'addContainer':
       vm.addContainer(op.id, op.backend, op.dmaEntryLimit);
-      return { ret: 0 };
-    case 'register':
-      return { ret: vm.register(op.container, op.section) };
-    case 'unregister':
-      vm.unregister(op.container);
       return { ret: 0 };
     case 'stateChange':
       return { ret: vm.stateChange(op.offset, op.size, op.toDiscard) };
@@ -156,7 +201,7 @@ function runsInBytes(bitmap: SharedBitmap, blockSize: number, base: number, want
   return clear;
 }
 
-function finalState(vm: ConfidentialVm): OpsFinalState {
+function finalState(vm: ConfidentialVm, outcome: QemuOutcome): OpsFinalState {
   const { blockSize, gpaBase } = vm.config;
   const mappings: Record<string, Array<[number, number]>> = {};
   for (const container of vm.containers.values()) {
@@ -171,5 +216,6 @@ function finalState(vm: ConfidentialVm): OpsFinalState {
     kvmPrivate: runsInBytes(vm.kvm.shared, blockSize, gpaBase, false),
     mappings,
     vmStopped: vm.vmStopped,
+    outcome,
   };
 }

@@ -23,6 +23,8 @@ import { SharedBitmap } from '../core/shared-bitmap.js';
 import { blocksOf } from '../actors/shared-views.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
 import { RunSampler, type RunSeries } from './run-sampler.js';
+import { isFatal, registerOutcome, type FatalOutcome, type QemuOutcome, type RegisterFailure } from '../core/qemu-outcome.js';
+import { retName } from '../core/errno.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
 const MAILBOX_CAPACITY = 1024;
@@ -65,6 +67,10 @@ export interface RunReport {
   readonly violations: Violation[];
   readonly vmStopped: boolean;
   readonly stopReason: string | undefined;
+  /** How the QEMU process stands at the end (a fatal outcome ends the run where QEMU would be gone). */
+  readonly outcome: QemuOutcome;
+  /** For a fatal outcome, the line QEMU would print. */
+  readonly fatalMessage?: string;
   readonly elapsedMs: number;
   readonly conversionsPerSec: number;
   readonly quiescentChecks: number;
@@ -161,36 +167,47 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
 
     // Watchdog: crashes arrive as worker events; hangs and deadlocks are found here.
     let vcpusDone = false;
+    let fatal: Fatal | undefined;
     const watchdog = startWatchdog(spawned, status, mailboxes, () => vcpusDone, fail);
     try {
       await race(aborted, kvm.remote.kick());
       const layout = layoutOf(config);
       for (const [i, c] of containers.entries()) {
         for (const section of layout.vfio[i] ?? []) {
-          const ret = await race(aborted, c.remote.attach(section));
-          if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
+          const r = await race(aborted, c.remote.attach(section));
+          fatal = fatalRegistration(c.name, r, false);
+          if (fatal !== undefined) break;
         }
+        if (fatal !== undefined) break;
       }
       const progress = options.onProgress === undefined ? undefined : setInterval(() => {
         void gauges(false).then((g) => options.onProgress?.(
           g.reduce((n, x) => n + x.conversions, 0), g.reduce((n, x) => n + x.violations, 0)), () => undefined);
       }, 200);
       try {
-        const workloads = Promise.all(vcpus.map(async (v) => {
-          await v.remote.kick();
-          await v.remote.whenDone();
-        }));
-        const hotplug = hotplugsDevices(config)
-          ? hotplugLoop(containers, config, () => vcpusDone, aborted).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)))
-          : Promise.resolve();
-        await race(aborted, workloads);
-        vcpusDone = true;
-        await race(aborted, hotplug);
+        if (fatal === undefined) {
+          const workloads = Promise.all(vcpus.map(async (v) => {
+            await v.remote.kick();
+            await v.remote.whenDone();
+          }));
+          const hotplug = hotplugsDevices(config)
+            ? hotplugLoop(containers, config, () => vcpusDone, aborted).catch((error: unknown) => {
+              fail(error instanceof Error ? error.message : String(error));
+              return undefined;
+            })
+            : Promise.resolve(undefined);
+          // A fatal re-registration ends the run at once: the QEMU process would be gone.
+          const workloadsDone = workloads.then(() => {
+            vcpusDone = true; // stops the hot-plug loop
+          });
+          fatal = await race(aborted, Promise.race([workloadsDone.then(() => hotplug), hotplug.then((f) => f ?? workloadsDone.then(() => undefined))]));
+          vcpusDone = true;
+        }
       } finally {
         if (progress !== undefined) clearInterval(progress);
       }
       vcpusDone = true;
-      await race(aborted, kvm.remote.quiescentCheck());
+      if (fatal === undefined) await race(aborted, kvm.remote.quiescentCheck());
       if (sampler !== undefined) series = await race(aborted, sampler.stop());
     } finally {
       sampler?.cancel();
@@ -205,7 +222,9 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
       s.stats['mailboxSleeps'] = readStatus(status, actor).sleeps;
     }
     const sampled = series === undefined ? {} : { series, histograms: mergePhaseHistograms(snapshots.map((s) => s.profile)) };
-    const result = { ...report(snapshots, spawned, elapsedMs), ...sampled };
+    const base = report(snapshots, spawned, elapsedMs);
+    const outcome: QemuOutcome = fatal?.outcome ?? (base.vmStopped ? 'vm-stopped' : 'running');
+    const result = { ...base, outcome, ...(fatal === undefined ? {} : { fatalMessage: fatal.message }), ...sampled };
     if (options.traceLimit === undefined) return result;
     const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
     return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };
@@ -219,8 +238,27 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
   }
 }
 
-/** Device hot-plug while conversions run: detach and re-attach containers in turn. */
-async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () => boolean, aborted: Promise<never>): Promise<void> {
+interface Fatal {
+  readonly outcome: FatalOutcome;
+  readonly message: string;
+}
+
+/** A failed registration as QEMU ends on it (see `registerOutcome`), or undefined. */
+function fatalRegistration(name: string, r: { ret: number; failure: RegisterFailure }, initialized: boolean): Fatal | undefined {
+  const outcome = registerOutcome(r.failure, initialized);
+  if (outcome === undefined || !isFatal(outcome)) return undefined;
+  const why = r.failure === 'replay'
+    ? `ram_block_attributes_rdm_register_listener: replay failed (${retName(r.ret)}): exit(1)`
+    : `vfio_ram_discard_register_listener: possibly running out of DMA mappings (${retName(r.ret)})`;
+  return { outcome, message: `${name}: ${why}` };
+}
+
+/**
+ * Device hot-plug while conversions run: detach and re-attach containers in
+ * turn. Each re-attach is a region add on an initialized container; it
+ * resolves with the fatal outcome when one fails.
+ */
+async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () => boolean, aborted: Promise<never>): Promise<Fatal | undefined> {
   let turn = 0;
   const layout = layoutOf(config);
   while (!done()) {
@@ -230,11 +268,13 @@ async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () =>
     for (let k = 0; k < sections.length; k++) await race(aborted, c.remote.detach());
     await new Promise((resolve) => setTimeout(resolve, 5));
     for (const section of sections) {
-      const ret = await race(aborted, c.remote.attach(section));
-      if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${ret}`);
+      const r = await race(aborted, c.remote.attach(section));
+      const fatal = fatalRegistration(c.name, r, true);
+      if (fatal !== undefined) return fatal;
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  return undefined;
 }
 
 function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes: SharedArrayBuffer[],
@@ -272,7 +312,7 @@ function race<T>(aborted: Promise<never>, work: Promise<T>): Promise<T> {
   return Promise.race([aborted, work]);
 }
 
-function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: number): RunReport {
+function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: number): Omit<RunReport, 'outcome'> {
   const stats: Record<string, Record<string, number>> = {};
   const violations: Violation[] = [];
   const seen = new Set<string>();

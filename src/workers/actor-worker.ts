@@ -4,6 +4,7 @@
  * into other inboxes); the control plane (configure, start, stats,
  * snapshot, stop) is comlink over the worker's MessagePort.
  */
+import type { RegisterFailure } from '../core/qemu-outcome.js';
 import { parentPort, threadId } from 'node:worker_threads';
 import { expose } from 'comlink';
 import type { ActorContext, ActorLogic, ActorRole } from '../actors/actor.js';
@@ -152,9 +153,11 @@ class ActorHost {
     return new Promise((resolve) => this.#doneWaiters.push(resolve));
   }
 
-  /** Containers: register a VFIO listener for a section. */
-  attach(section: { offset: number; size: number; iova: number }): Promise<number> {
-    return (this.#logic as VfioContainerActor).attach(section, this.#ctx!);
+  /** Containers: register a VFIO listener for a section; 0 or the error, and which step failed. */
+  async attach(section: { offset: number; size: number; iova: number }): Promise<{ ret: number; failure: RegisterFailure }> {
+    const logic = this.#logic as VfioContainerActor;
+    const ret = await logic.attach(section, this.#ctx!);
+    return { ret, failure: logic.lastAttachFailure };
   }
 
   /** Containers: unregister the newest listener. */

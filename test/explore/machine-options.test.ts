@@ -18,7 +18,7 @@ const bad: Array<[string[], RegExp]> = [
   [['--faults', '0.1', '--fault-kinds', 'map,bogus'], /--fault-kinds: "bogus" is not one of map, unmap, attributes, discard/],
   [['--registration', 'sometimes'], /--registration: "sometimes" is not one of serialized, racy/],
   [['--rollback', 'partial'], /--rollback: "partial" is not one of none, listener, full/],
-  [['--containers', 'type1:65535:7'], /--containers: "type1:65535:7" has more than one limit/],
+  [['--containers', 'type1:65535:7'], /--containers: "type1:65535:7" is not type1, type1:N, type1:auto or iommufd/],
   [['--containers', 'iommufd:5'], /--containers: only type1 takes a limit/],
   [['--guest-mem', '3M'], /--guest-mem: 3M must be a multiple of 2M/],
   [['--vcpus', '0'], /--vcpus: "0" must be an integer from 1 to 64/],

@@ -75,6 +75,32 @@ describe('convsim run (real threads)', () => {
     expect(status).toBe(0);
   }, 120_000);
 
+  it('a device QEMU would refuse (256 MiB of 4 KiB blocks, type1 default limit, KVM memslots): one line with the numbers, exit 4, nothing runs', () => {
+    const r = convsim(['run', '--guest-mem', '256M', '--containers', 'type1']);
+    expect(r.status).toBe(4);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'convsim run: realize-failed: c0: QEMU refuses the device: 65536 blocks in its sections + 32764 memslots - 1 listener = 98299 ' +
+      'possible DMA mappings > dma_entry_limit 65535; the smallest limit that fits is 98299 (type1:98299, or type1:auto)',
+    ]);
+    const json = convsim(['run', '--guest-mem', '256M', '--containers', 'type1', '--json']);
+    expect(json.status).toBe(4);
+    expect(JSON.parse(json.stdout)).toMatchObject({ outcome: 'realize-failed', refused: { container: 'c0', smallestLimit: 98299 } });
+    // The same guest with type1:auto runs, and the summary says what auto raised.
+    const auto = convsim(['run', '--guest-mem', '256M', '--containers', 'type1:auto', '--conversions', '20']);
+    expect(auto.status).toBe(0);
+    expect(auto.stdout).toMatch(/c0: type1:auto raised dma_entry_limit from the kernel default 65535 to 98299/);
+    expect(auto.stdout).toMatch(/^outcome: +running$/m);
+  }, 60_000);
+
+  it('--workload selftest runs the C test by case and says so in --json', () => {
+    const { status, json } = runJson(['--workload', 'selftest', '--vcpus', '2', '--guest-mem', '64M', '--conversions', '100', '--selftest-expect', 'kvm']);
+    expect(status).toBe(0);
+    const selftest = (json as unknown as { selftest: { expect: string; cases: Record<string, Record<string, number>> } }).selftest;
+    expect(selftest.expect).toBe('kvm');
+    expect(Object.keys(selftest.cases)).toContain('explicit fallocate 4K+2M');
+    expect(selftest.cases['explicit 0+4K']).toMatchObject({ steps: 28, conversions: 6, 'data checks': 12 });
+  }, 60_000);
+
   describe('a broken actor ends the run within 5 s, naming the actor', () => {
     it.each([
       ['c0:throw:300', /actor c0 \(vfio-container\) threw while handling \w+/],

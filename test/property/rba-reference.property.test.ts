@@ -19,7 +19,7 @@ import { type RollbackPolicy } from '../../src/core/ram-block-attributes.js';
 import type { RefBackend } from './reference/containers.js';
 import { EFAULT, EIO, ENOMEM, ENOSPC, PAGE, type RefSection } from './reference/events.js';
 import { bitsString, EffectRecorder, mappingsOf } from './reference/observe.js';
-import { RefVm, type RefContainerSpec } from './reference/vm.js';
+import { REF_MAX_MEMSLOTS, RefVm, type RefContainerSpec } from './reference/vm.js';
 import { propertyParams } from './seed.js';
 
 const POLICIES: readonly RollbackPolicy[] = ['none', 'listener', 'full'];
@@ -157,7 +157,8 @@ function apply(vm: ConfidentialVm, ref: RefVm, op: Op): { real: unknown; expecte
 function runScenario(rollback: RollbackPolicy, config: Config, ops: readonly Op[]): void {
   const regionSize = config.blocks * PAGE;
   const specs: RefContainerSpec[] = config.containers.map((c, i) => ({ id: containerId(i), backend: c.backend, limit: c.limit }));
-  const vm = new ConfidentialVm({ ...DEFAULT_VM_CONFIG, regionSize, rollback });
+  // The reference model's estimate uses QEMU's no-KVM memslot count (REF_MAX_MEMSLOTS), so the small limits straddle it.
+  const vm = new ConfidentialVm({ ...DEFAULT_VM_CONFIG, regionSize, rollback, maxMemslots: REF_MAX_MEMSLOTS });
   for (const s of specs) vm.addContainer(s.id, s.backend, s.limit);
   const ref = new RefVm(regionSize, PAGE, rollback, specs);
   const recorder = new EffectRecorder(vm);

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfidentialVm, DEFAULT_VM_CONFIG, type VmConfig } from '../../src/core/confidential-vm.js';
-import { EAGAIN, EINVAL, ENOENT, ENOSPC } from '../../src/core/errno.js';
+import { EAGAIN, EBUSY, EINVAL, ENOENT, ENOSPC } from '../../src/core/errno.js';
+
+const ENOMEM = 12;
 import { isEffect, type EffectEvent } from '../../src/core/events.js';
 import { InvariantChecker } from '../../src/core/invariants.js';
 import type { RollbackPolicy } from '../../src/core/ram-block-attributes.js';
@@ -41,6 +43,56 @@ function mappings(vm: ConfidentialVm, id: string): Array<[number, number]> {
 const sharedBlocks = (vm: ConfidentialVm): Array<[number, number]> => vm.rba.bitmap.setRuns();
 const kvmSharedBlocks = (vm: ConfidentialVm): Array<[number, number]> => vm.kvm.shared.setRuns();
 
+describe('kvm_convert_memory: the shared backing and injected failures (current QEMU)', () => {
+  it('hugetlb shared backing: a conversion to private does not discard the shared page, which keeps its data', () => {
+    for (const [backing, discarded] of [['anonymous', true], ['hugetlb', false]] as const) {
+      const { vm, events } = setup({ regionSize: 4 * M, sharedBacking: backing });
+      expect(vm.convert(0, 2 * M, false)).toBe(0);
+      vm.memory.writeShared(0, P, 0x11);
+      events.length = 0;
+      expect(vm.convert(0, P, true)).toBe(0);
+      expect(events.some((e) => e['kind'] === 'discardShared')).toBe(discarded);
+      expect(vm.memory.readShared(0)).toBe(discarded ? 0 : 0x11);
+      // To shared, guest_memfd is discarded whatever the shared backing.
+      events.length = 0;
+      expect(vm.convert(0, P, false)).toBe(0);
+      expect(events.at(-1)).toEqual({ kind: 'discardPrivate', offset: 0, size: P });
+    }
+  });
+
+  it('a failed KVM_SET_MEMORY_ATTRIBUTES is returned as it is, before anything changes; the VM stops', () => {
+    const calls: unknown[] = [];
+    const vm = new ConfidentialVm({ ...DEFAULT_VM_CONFIG, regionSize: 4 * M }, {
+      failSetAttributes: (gpa, size, toPrivate) => {
+        calls.push([gpa, size, toPrivate]);
+        return -ENOMEM;
+      },
+      failDiscard: () => 0,
+    });
+    expect(vm.convert(2 * M, P, false)).toBe(-ENOMEM);
+    expect(calls).toEqual([[2 * M, P, false]]);
+    expect(vm.kvm.shared.setRuns()).toEqual([]);
+    expect(vm.rba.bitmap.setRuns()).toEqual([]);
+    expect(vm.stopReason).toMatch(/-12|ENOMEM/);
+  });
+
+  it('a failed discard is returned after the attributes and the bitmap changed (as QEMU returns ram_block_discard_range\'s error)', () => {
+    for (const toPrivate of [false, true]) {
+      const vm = new ConfidentialVm({ ...DEFAULT_VM_CONFIG, regionSize: 4 * M }, {
+        failSetAttributes: () => 0,
+        failDiscard: (_offset, _size, leavingShared) => (leavingShared === toPrivate ? -EBUSY : 0),
+      });
+      if (toPrivate) expect(vm.convert(0, P, false)).toBe(0);
+      vm.memory.writeShared(0, P, 0x22);
+      expect(vm.convert(0, P, toPrivate)).toBe(-EBUSY);
+      expect(vm.kvm.shared.setRuns()).toEqual(toPrivate ? [] : [[0, 1]]);
+      expect(vm.rba.bitmap.setRuns()).toEqual(toPrivate ? [] : [[0, 1]]);
+      if (toPrivate) expect(vm.memory.readShared(0)).toBe(0x22); // not discarded
+      expect(vm.vmStopped).toBe(true);
+    }
+  });
+});
+
 describe('kvm_convert_memory: argument and region checks (spec 5, steps 1-2)', () => {
   for (const [what, gpa, size] of [
     ['unaligned start', 512, P],
@@ -71,9 +123,9 @@ describe('kvm_convert_memory: argument and region checks (spec 5, steps 1-2)', (
     expect(vm.vmStopped).toBe(false);
   });
 
-  it('outside the region, to private: an error (-1); the VM stops', () => {
+  it('outside the region, to private: -EINVAL (current QEMU; older QEMU returned -1); the VM stops', () => {
     const { vm, events } = setup({ regionSize: 16 * K, gpaBase: 1 * M });
-    expect(vm.convert(0, P, true)).toBe(-1);
+    expect(vm.convert(0, P, true)).toBe(-EINVAL);
     expect(events).toEqual([{ kind: 'vmStop' }]);
     expect(vm.vmStopped).toBe(true);
   });

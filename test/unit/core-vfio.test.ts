@@ -15,6 +15,7 @@ import type { VfioContainer } from '../../src/core/vfio/container.js';
 import { IommufdContainer } from '../../src/core/vfio/iommufd-container.js';
 import { TYPE1_DEFAULT_DMA_ENTRY_LIMIT, Type1Container } from '../../src/core/vfio/type1-container.js';
 import { VfioRamDiscardListener } from '../../src/core/vfio/vfio-ram-discard-listener.js';
+import { KVM_X86_MAX_MEMSLOTS, NO_KVM_MAX_MEMSLOTS, vfioDmaMappingEstimate } from '../../src/core/vfio/dma-mapping-estimate.js';
 
 const K = 1024;
 const M = 1024 * K;
@@ -272,13 +273,49 @@ describe('iommufd back-end', () => {
 });
 
 describe('vfio_ram_discard_register_listener: the worst-case mapping estimate', () => {
-  // blocks in all sections + max memslots (512) - listener count > dma_max_mappings -> fail.
-  it('one listener on default type1: 65,024 blocks fit (65024 + 512 - 1 = 65535), 65,025 do not (-ENOSPC, logged)', () => {
-    const ok = vm({ regionSize: 65025 * P });
+  // blocks in all sections + max memslots - listener count > dma_max_mappings -> fail.
+  // Under KVM max_memslots = kvm_get_max_memslots() (x86: 32764); 512 is QEMU's fallback without KVM.
+  it('the default VM config uses KVM\'s x86 memslot count, 32764', () => {
+    expect(DEFAULT_VM_CONFIG.maxMemslots).toBe(32764);
+    expect(KVM_X86_MAX_MEMSLOTS).toBe(32767 - 3);
+  });
+
+  it('KVM, one listener, default limit 65535: 32,772 blocks of 4 KiB pass (32772 + 32764 - 1 = 65535), 32,773 fail', () => {
+    const ok = vm({ regionSize: 32773 * P });
+    ok.addContainer('c', 'type1');
+    expect(ok.register('c', { offset: 0, size: 32772 * P, iova: 0 })).toBe(0);
+    expect(ok.container('c').log).toEqual([]);
+    const bad = vm({ regionSize: 32773 * P });
+    bad.addContainer('c', 'type1');
+    const r = bad.registerListener('c', { offset: 0, size: 32773 * P, iova: 0 });
+    expect(r.ret).toBe(-ENOSPC);
+    expect(r.failure).toBe('estimate');
+    expect(bad.container('c').log.join('\n')).toMatch(/Maximum possible DMA mappings: 65535, Maximum possible memslots: 32764/);
+    // About 128 MiB: 32,772 blocks are 128 MiB + 16 KiB.
+    expect(32772 * P).toBe(128 * M + 16 * K);
+  });
+
+  it('KVM, two listeners (ram-below-4g and ram-above-4g): the threshold moves by one, 32,773 pass and 32,774 fail', () => {
+    const below = 16384;
+    for (const [total, want] of [[32773, 0], [32774, -ENOSPC]] as const) {
+      const v = vm({ regionSize: total * P });
+      v.addContainer('c', 'type1');
+      expect(v.register('c', { offset: 0, size: below * P, iova: 0 }, 'ram-below-4g')).toBe(0);
+      expect(v.register('c', { offset: below * P, size: (total - below) * P, iova: 4 * G }, 'ram-above-4g')).toBe(want);
+    }
+    const e = vfioDmaMappingEstimate([
+      { offsetWithinAddressSpace: 0, size: below * P, granularity: P },
+      { offsetWithinAddressSpace: 4 * G, size: (32774 - below) * P, granularity: P },
+    ], KVM_X86_MAX_MEMSLOTS, TYPE1_DEFAULT_DMA_ENTRY_LIMIT);
+    expect(e).toMatchObject({ blocks: 32774, listeners: 2, worstCase: 65536, exceeded: true, smallestLimit: 65536 });
+  });
+
+  it('without KVM (512 memslots), one listener on default type1: 65,024 blocks fit (65024 + 512 - 1 = 65535), 65,025 do not (-ENOSPC, logged)', () => {
+    const ok = vm({ regionSize: 65025 * P, maxMemslots: NO_KVM_MAX_MEMSLOTS });
     ok.addContainer('c', 'type1');
     expect(ok.register('c', { offset: 0, size: 65024 * P, iova: 0 })).toBe(0);
     expect(ok.container('c').log).toEqual([]);
-    const bad = vm({ regionSize: 65025 * P });
+    const bad = vm({ regionSize: 65025 * P, maxMemslots: NO_KVM_MAX_MEMSLOTS });
     bad.addContainer('c', 'type1');
     expect(bad.register('c', { offset: 0, size: 65025 * P, iova: 0 })).toBe(-ENOSPC);
     expect(bad.container('c').log.join('\n')).toMatch(/possibly running out of DMA mappings/);
@@ -289,30 +326,30 @@ describe('vfio_ram_discard_register_listener: the worst-case mapping estimate', 
   it('with dmaLimitCheck "warn" (older QEMU) the same registration only logs', () => {
     const v = vm({ regionSize: 65025 * P, dmaLimitCheck: 'warn' });
     v.addContainer('c', 'type1');
-    expect(v.register('c', { offset: 0, size: 65025 * P, iova: 0 })).toBe(0);
+    expect(v.registerListener('c', { offset: 0, size: 65025 * P, iova: 0 })).toMatchObject({ ret: 0, failure: 'none' });
     expect(v.container('c').log.join('\n')).toMatch(/possibly running out of DMA mappings/);
   });
 
-  it('the estimate sums all listeners of the container and subtracts their count', () => {
+  it('the estimate sums all listeners of the container and subtracts their count (512 memslots)', () => {
     // 32,513 + 32,512 blocks + 512 - 2 = 65,535: fits.
-    const v = vm({ regionSize: 65026 * P });
+    const v = vm({ regionSize: 65026 * P, maxMemslots: NO_KVM_MAX_MEMSLOTS });
     v.addContainer('c', 'type1');
     expect(v.register('c', { offset: 0, size: 32513 * P, iova: 0 })).toBe(0);
     expect(v.register('c', { offset: 32513 * P, size: 32512 * P, iova: 32513 * P })).toBe(0);
     // 32,513 + 32,513 + 512 - 2 = 65,536: does not.
-    const w = vm({ regionSize: 65026 * P });
+    const w = vm({ regionSize: 65026 * P, maxMemslots: NO_KVM_MAX_MEMSLOTS });
     w.addContainer('c', 'type1');
     expect(w.register('c', { offset: 0, size: 32513 * P, iova: 0 })).toBe(0);
     expect(w.register('c', { offset: 32513 * P, size: 32513 * P, iova: 32513 * P })).toBe(-ENOSPC);
   });
 
-  it('a 16 GiB guest needs 4,194,304 entries: the limit must be at least 4,194,304 + 511', () => {
+  it('a 16 GiB guest needs 4,194,304 entries: under KVM the limit must be at least 4,194,304 + 32,763', () => {
     expect((16 * G) / P).toBe(4_194_304);
     const fits = vm({ regionSize: 16 * G });
-    fits.addContainer('c', 'type1', 4_194_304 + 511);
+    fits.addContainer('c', 'type1', 4_194_304 + 32_763);
     expect(fits.register('c', { offset: 0, size: 16 * G, iova: 0 })).toBe(0);
     const short = vm({ regionSize: 16 * G });
-    short.addContainer('c', 'type1', 4_194_304 + 510);
+    short.addContainer('c', 'type1', 4_194_304 + 32_762);
     expect(short.register('c', { offset: 0, size: 16 * G, iova: 0 })).toBe(-ENOSPC);
     const dflt = vm({ regionSize: 16 * G });
     dflt.addContainer('c', 'type1');

@@ -13,7 +13,11 @@
  * callbacks on replies (not promises), so the same code runs under the
  * deterministic scheduler with a synchronous admission.
  */
+import { qemuDiscard, SELFTEST_HOST_DISCARD } from '../../core/conversion-discard.js';
+import { NO_CONVERSION_FAULTS, type ConversionFaults } from '../../core/conversion-faults.js';
+import { FaultPlan } from '../../core/fault-plan.js';
 import { retName } from '../../core/errno.js';
+import { sharedBackingPageSize } from '../../core/shared-backing.js';
 import { EventBus } from '../../core/events.js';
 import { checkFreedPageUnmapped, checkKvmAgreement, checkUnmappedBeforeConvertPrivate, type Violation } from '../../core/invariants.js';
 import { KvmConversionListener } from '../../core/kvm-conversion-listener.js';
@@ -21,7 +25,7 @@ import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert
 import { formatSize } from '../../core/units.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
-import { EXIT_MAP_GPA, type Message, type MessageOf } from '../protocol.js';
+import { EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, type Message, type MessageOf } from '../protocol.js';
 import { PhaseProfile, sizeClass, type PhaseHistograms } from '../phase-profile.js';
 import { PQueueAdmission, type ConversionAdmission } from './conversion-admission.js';
 import { ConversionLog, type ConversionBatch } from './conversion-log.js';
@@ -34,6 +38,8 @@ export const EXIT_VM_STOPPED = 1;
 export class KvmExitHandler implements ActorLogic {
   readonly role = 'kvm-exit' as const;
   readonly #config: RunConfig;
+  /** Seeded fault injection of the conversion path (`--faults`): attribute-set and discard failures. */
+  readonly #faultPlan: FaultPlan;
   readonly #topology: Topology;
   readonly #views: SharedViews;
   readonly #conversion: ConversionContext;
@@ -48,14 +54,19 @@ export class KvmExitHandler implements ActorLogic {
   #stopReason: string | undefined;
   #sinceCheck = 0;
   readonly #counters = {
-    conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0,
+    conversions: 0, toPrivate: 0, toShared: 0, mapGpaExits: 0, memoryFaultExits: 0, punchHoles: 0,
     failedConversions: 0, quiescentChecks: 0, maxInFlight: 0, bytesConverted: 0,
     conversions4K: 0, conversions2M: 0, conversionsOther: 0,
     'checked:inplace-order': 0, 'checked:stale-mapping': 0, 'checked:disagreement': 0, 'checked:conversion-failed': 0,
   };
 
-  constructor(setup: ActorSetup, admission?: ConversionAdmission) {
+  /**
+   * @param faults failures of KVM's attribute ioctl and of discards inside
+   *   `kvm_convert_memory` (default: none); must be seeded for determinism.
+   */
+  constructor(setup: ActorSetup, admission?: ConversionAdmission, faults?: ConversionFaults) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
+    this.#faultPlan = new FaultPlan(setup.config.faults, setup.config.seed, 0);
     this.#config = setup.config;
     this.#topology = setup.topology;
     this.#views = sharedViews(setup);
@@ -65,6 +76,12 @@ export class KvmExitHandler implements ActorLogic {
     this.#conversion = {
       regionSize: config.guestMem,
       pageSize: config.blockSize,
+      // The selftest's own host frees pages by its rule; otherwise QEMU's (hugetlb shared pages stay).
+      discard: config.selftestExpect === 'kvm'
+        ? SELFTEST_HOST_DISCARD
+        : qemuDiscard(sharedBackingPageSize(config.sharedBacking ?? 'anonymous'), config.blockSize),
+      // `--faults`: the seeded plan's attribute and discard failures (stream 0; containers use 1..n).
+      faults: faults ?? (setup.config.faults === undefined ? NO_CONVERSION_FAULTS : this.#faultPlan.conversionFaults()),
       mode: config.mode,
       inplaceOrder: config.order,
       kvm: this.#views.kvm,
@@ -139,9 +156,17 @@ export class KvmExitHandler implements ActorLogic {
     }
     const inFlight = this.#admission.inFlight;
     if (inFlight > this.#counters.maxInFlight) this.#counters.maxInFlight = inFlight;
-    if (exit.reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
-    else this.#counters.memoryFaultExits++;
-    const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate);
+    if (exit.reason === EXIT_PUNCH_HOLE) {
+      // The selftest host's fallocate(PUNCH_HOLE) without a conversion: no attributes, no bitmap.
+      this.#counters.punchHoles++;
+      this.#views.memory.punchHole(exit.gpa - this.#config.gpaBase, exit.size);
+      ctx.send(exit.from, { type: 'exitDone', from: ctx.self, tag: exit.tag, ret: 0 });
+      done();
+      return;
+    }
+    if (exit.reason === EXIT_MEMORY_FAULT) this.#counters.memoryFaultExits++;
+    else this.#counters.mapGpaExits++;
+    const steps = kvmConvertMemory(this.#conversion, exit.gpa, exit.size, exit.toPrivate, exit.reason === EXIT_MAP_GPA_FALLOCATE);
     let sent = 0;
     const advance = (ret: number | undefined): void => {
       const started = ctx.now();
@@ -256,7 +281,10 @@ export class KvmExitHandler implements ActorLogic {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters, vmStopped: this.#stopReason === undefined ? 0 : 1 };
+    return {
+      ...this.#counters, vmStopped: this.#stopReason === undefined ? 0 : 1,
+      'faultsInjected:attributes': this.#faultPlan.injected.attributes, 'faultsInjected:discard': this.#faultPlan.injected.discard,
+    };
   }
 
   violations(): Violation[] {

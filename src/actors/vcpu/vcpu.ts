@@ -1,26 +1,41 @@
 /**
  * A vCPU: runs its guest workload and blocks during its own exits, as a
  * real vCPU thread does in KVM_RUN. Conversions reach the KVM exit handler
- * as exits (MapGPA hypercalls split into 2 MiB chunks, memory faults);
- * device DMA is requested from a container and awaited.
+ * as exits (the platform's conversion exits, see conversion-exits.ts, and
+ * memory faults); device DMA is requested from a container and awaited.
  */
 import type { Violation } from '../../core/invariants.js';
 import { KiB } from '../../core/units.js';
 import type { ActorContext, ActorLogic, Topology } from '../actor.js';
 import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
-import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MEMORY_FAULT, type Message } from '../protocol.js';
+import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, type Message } from '../protocol.js';
 import type { GuestPhysMap } from '../../core/guest-phys-map.js';
 import { physMapOf, type MachineLayout } from '../../core/machine-layout.js';
 import { layoutOf, type ActorSetup, type RunConfig } from '../run-config.js';
 import { sharedViews, type SharedViews } from '../shared-views.js';
 import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
-import { mapGpaChunks, workload } from './workloads.js';
+import { conversionExits, tdxMapGpaPieces, type Exit, type Platform } from './conversion-exits.js';
+import { workload } from './workloads.js';
+import { Prng } from '../../core/prng.js';
 
 const PAGE = 4 * KiB;
 
+/**
+ * TDX: the chance that the vCPU has pending events when a MapGPA piece
+ * completes, so that KVM returns RETRY instead of exiting for the next one.
+ */
+export const TDX_PENDING_EVENT_CHANCE = 0.25;
+
 /** What the vCPU is blocked on. */
 type Blocked =
-  | { kind: 'mapGpa'; chunks: Array<[number, number]>; toPrivate: boolean; exits: number; action: Extract<GuestAction, { kind: 'mapGpa' }> }
+  | {
+    kind: 'mapGpa'; action: Extract<GuestAction, { kind: 'mapGpa' }>;
+    /** The exits left of the request in progress, which ends at GPA `end`. */
+    chunks: Exit[]; end: number;
+    /** Requests still to issue: the GPA ranges of the action after the one in progress. */
+    requests: Exit[];
+    toPrivate: boolean; reason: number; exits: number;
+  }
   | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number; faulted?: number }
   | { kind: 'dma' };
 
@@ -45,7 +60,18 @@ export class Vcpu implements ActorLogic {
   #action = 0;
   readonly #skip: ReadonlySet<number>;
   readonly #found: Violation[] = [];
-  readonly #counters = { actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, accesses: 0, dmaRequests: 0, checks: 0, 'checked:incomplete-conversion': 0, 'checked:data-integrity': 0, vmStopped: 0 };
+  readonly #counters = {
+    actions: 0, exits: 0, mapGpaExits: 0, memoryFaultExits: 0, mapGpaRetries: 0, accesses: 0, dmaRequests: 0, checks: 0, vmStopped: 0,
+    'checked:incomplete-conversion': 0, 'checked:data-integrity': 0,
+  };
+  readonly #platform: Platform;
+  /** Selftest counters by case (steps, conversions, data checks, mismatches). */
+  readonly #labelled: Record<string, number> = {};
+  /**
+   * Pending events (interrupts, NMIs) at the end of each TDX MapGPA piece:
+   * its own seeded stream, so the workload's random choices do not move.
+   */
+  readonly #pendingEvents: Prng;
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -56,6 +82,8 @@ export class Vcpu implements ActorLogic {
     this.#layout = layoutOf(setup.config);
     this.#physMap = physMapOf(this.#layout);
     this.#skip = new Set(setup.config.skipActions?.[setup.index] ?? []);
+    this.#platform = setup.config.platform ?? 'tdx';
+    this.#pendingEvents = new Prng(setup.config.seed * 1000 + 500 + setup.index);
   }
 
   get done(): boolean {
@@ -70,6 +98,8 @@ export class Vcpu implements ActorLogic {
         this.#workload = workload(config.workload, {
           vcpu: this.#index, vcpus: config.vcpus, containers: config.containers.length,
           guestMem: config.guestMem, gpaBase: config.gpaBase, mode: config.mode, budget: share,
+          sharedFreedOnPrivate: config.selftestExpect !== 'kvm' && (config.sharedBacking ?? 'anonymous') === 'anonymous',
+          selftestExpect: config.selftestExpect ?? 'qemu',
           random: () => ctx.random(),
         });
         this.#resume({ ret: 0, exits: 0 }, ctx, true);
@@ -110,14 +140,18 @@ export class Vcpu implements ActorLogic {
   #perform(action: GuestAction, ctx: ActorContext): ActionResult | undefined {
     const index = this.#action++;
     this.#counters.actions = this.#action;
+    if (action.label !== undefined) this.#bump(`selftest ${action.label}: steps`);
     if (this.#skip.has(index)) return { ret: 0, exits: 0, outcome: 'ok' };
     switch (action.kind) {
       case 'mapGpa': {
-        // The guest converts the GPA ranges that show the RAMBlock range (two MapGPAs when it
-        // crosses from ram-below-4g to ram-above-4g).
-        const chunks = this.#physMap.gpaPieces(action.gpa - this.#config.gpaBase, action.size).flatMap(([gpa, size]) => mapGpaChunks(gpa, size));
-        if (chunks.length === 0) return { ret: 0, exits: 0 };
-        this.#blocked = { kind: 'mapGpa', chunks, toPrivate: action.toPrivate, exits: 0, action };
+        // The guest converts the GPA ranges that show the RAMBlock range: one request each (two
+        // when the range crosses from ram-below-4g to ram-above-4g).
+        const requests: Exit[] = this.#physMap.gpaPieces(action.gpa - this.#config.gpaBase, action.size);
+        const first = requests.shift();
+        if (first === undefined) return { ret: 0, exits: 0 };
+        const reason = action.punchHole === true ? EXIT_PUNCH_HOLE : action.fallocate === true ? EXIT_MAP_GPA_FALLOCATE : EXIT_MAP_GPA;
+        if (action.label !== undefined) this.#bump(`selftest ${action.label}: ${action.punchHole === true ? 'punch holes' : 'conversions'}`);
+        this.#blocked = { kind: 'mapGpa', action, chunks: this.#requestExits(action, first), end: first[0] + first[1], requests, toPrivate: action.toPrivate, reason, exits: 0 };
         this.#sendMapGpaChunk(ctx);
         return undefined;
       }
@@ -150,6 +184,11 @@ export class Vcpu implements ActorLogic {
     }
   }
 
+  /** The exits of one contiguous GPA request: the selftest's punch hole is its own hypercall, one exit whatever the platform. */
+  #requestExits(action: Extract<GuestAction, { kind: 'mapGpa' }>, [gpa, size]: Exit): Exit[] {
+    return action.punchHole === true ? [[gpa, size]] : conversionExits(this.#platform, gpa, size);
+  }
+
   /** The IOVA at which container `container` maps RAMBlock bytes `[offset, offset + size)`, if one section holds them. */
   #iovaOf(container: number, offset: number, size: number): number | undefined {
     const section = this.#layout.vfio[container]?.find((s) => offset >= s.offset && offset + size <= s.offset + s.size);
@@ -160,13 +199,13 @@ export class Vcpu implements ActorLogic {
     const blocked = this.#blocked;
     if (blocked?.kind !== 'mapGpa') throw new Error('vCPU is not in a MapGPA');
     const [gpa, size] = blocked.chunks.shift()!;
-    this.#exit(EXIT_MAP_GPA, gpa, size, blocked.toPrivate, ctx);
+    this.#exit(blocked.reason, gpa, size, blocked.toPrivate, ctx);
   }
 
   #exit(reason: number, gpa: number, size: number, toPrivate: boolean, ctx: ActorContext): void {
     this.#counters.exits++;
-    if (reason === EXIT_MAP_GPA) this.#counters.mapGpaExits++;
-    else this.#counters.memoryFaultExits++;
+    if (reason === EXIT_MEMORY_FAULT) this.#counters.memoryFaultExits++;
+    else this.#counters.mapGpaExits++;
     this.#sentAt = ctx.now();
     this.#sentSize = size;
     ctx.send(this.#topology.kvm, { type: 'exit', from: ctx.self, tag: ++this.#tag, reason, gpa, size, toPrivate });
@@ -185,11 +224,26 @@ export class Vcpu implements ActorLogic {
     }
     if (blocked.kind === 'mapGpa') {
       if (blocked.chunks.length > 0) {
+        if (this.#platform === 'tdx' && this.#pendingEvents.next() < TDX_PENDING_EVENT_CHANCE) {
+          // tdx_complete_vmcall_map_gpa: kvm_vcpu_has_events() -> TDVMCALL_STATUS_RETRY, r11 = next GPA.
+          // The guest takes its interrupt and issues MapGPA again for the rest, from that GPA.
+          this.#counters.mapGpaRetries++;
+          const next = blocked.chunks[0]![0];
+          blocked.chunks = tdxMapGpaPieces(next, blocked.end - next);
+        }
+        this.#sendMapGpaChunk(ctx);
+        return;
+      }
+      const request = blocked.requests.shift();
+      if (request !== undefined) {
+        blocked.chunks = this.#requestExits(blocked.action, request);
+        blocked.end = request[0] + request[1];
         this.#sendMapGpaChunk(ctx);
         return;
       }
       this.#blocked = undefined;
-      if (blocked.action.owned === true) this.#checkConverted(blocked.action.gpa, blocked.action.size, blocked.action.toPrivate);
+      const { action } = blocked;
+      if (action.owned === true && action.punchHole !== true) this.#checkConverted(action.gpa, action.size, action.toPrivate);
       this.#resume({ ret: 0, exits: blocked.exits }, ctx);
       return;
     }
@@ -209,10 +263,10 @@ export class Vcpu implements ActorLogic {
     for (; state.next < action.gpa + action.size; state.next += PAGE) {
       const block = (state.next - base) / this.#config.blockSize;
       if (kvm.test(block) === action.private) {
-        if (action.owned === true) this.#counters['checked:incomplete-conversion']++;
-        if (state.faulted === state.next && action.owned === true) {
+        if (action.owned === true) {
+          this.#counters['checked:incomplete-conversion']++;
           // The memory-fault conversion of this page returned 0, and no other vCPU converts it.
-          this.#reportIncomplete(state.next, PAGE, action.private);
+          if (state.faulted === state.next) this.#reportIncomplete(state.next, PAGE, action.private);
         }
         state.faulted = state.next;
         this.#blocked = state;
@@ -256,17 +310,24 @@ export class Vcpu implements ActorLogic {
     });
   }
 
+  /** A per-case counter of the selftest (`selftest <case>: <what>`), summed over vCPUs in the summary. */
+  #bump(key: string): void {
+    this.#labelled[key] = (this.#labelled[key] ?? 0) + 1;
+  }
+
   #check(action: Extract<GuestAction, { kind: 'check' }>): void {
     this.#counters.checks++;
     this.#counters['checked:data-integrity']++;
+    if (action.label !== undefined) this.#bump(`selftest ${action.label}: data checks`);
     const memory = this.#views.memory;
     for (let gpa = action.gpa; gpa < action.gpa + action.size; gpa += PAGE) {
       const offset = gpa - this.#config.gpaBase;
       const seen = action.view === 'shared' ? memory.readShared(offset) : memory.readPrivate(offset);
       if (seen !== action.expect) {
+        if (action.label !== undefined) this.#bump(`selftest ${action.label}: mismatches`);
         this.#found.push({
           invariant: 'data-integrity',
-          message: `vcpu${this.#index}: ${action.what}: 0x${gpa.toString(16)} reads 0x${seen.toString(16)} through the ${action.view} view, expected 0x${action.expect.toString(16)}`,
+          message: `vcpu${this.#index}: ${action.label === undefined ? '' : `[${action.label}] `}${action.who ?? 'guest'}: ${action.what}: 0x${gpa.toString(16)} reads 0x${seen.toString(16)} through the ${action.view} view, expected 0x${action.expect.toString(16)}`,
           offset, size: PAGE,
         });
         return;
@@ -275,7 +336,7 @@ export class Vcpu implements ActorLogic {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters };
+    return { ...this.#counters, ...this.#labelled };
   }
 
   profile(): PhaseHistograms {

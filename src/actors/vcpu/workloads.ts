@@ -4,21 +4,10 @@
 import { MiB, KiB } from '../../core/units.js';
 import type { WorkloadName } from '../run-config.js';
 import type { ActionResult, GuestAction, Workload, WorkloadContext } from './guest-actions.js';
+import { selftest } from './selftest-workload.js';
 
 const PAGE = 4 * KiB;
 const CHUNK = 2 * MiB;
-
-/**
- * The exits a MapGPA of the range takes: KVM handles a TDX MapGPA in chunks
- * of 2 MiB *length* from the start GPA (`__tdx_map_gpa`: size =
- * min(remaining, TDX_MAP_GPA_MAX_LEN), next += TDX_MAP_GPA_MAX_LEN), one
- * exit to userspace each.
- */
-export function mapGpaChunks(gpa: number, size: number): Array<[number, number]> {
-  const chunks: Array<[number, number]> = [];
-  for (let at = gpa; at < gpa + size; at += CHUNK) chunks.push([at, Math.min(CHUNK, gpa + size - at)]);
-  return chunks;
-}
 
 export function workload(name: WorkloadName, ctx: WorkloadContext): Workload {
   switch (name) {
@@ -85,77 +74,6 @@ function stormSize(ctx: WorkloadContext): number {
   if (r < 0.7) return (2 + randomInt(ctx, 15)) * PAGE;
   if (r < 0.85) return CHUNK;
   return CHUNK + (1 + randomInt(ctx, 1024)) * PAGE;
-}
-
-/** The (offset, size) cases of private_mem_conversions_test. */
-export const SELFTEST_CASES: ReadonlyArray<readonly [number, number]> = [
-  [0, PAGE], [0, CHUNK], [PAGE, PAGE], [PAGE, CHUNK], [CHUNK, PAGE],
-];
-
-/**
- * Mirrors Linux's `private_mem_conversions_test` (spec section 8): each
- * vCPU owns a 2 MiB + 4 KiB chunk; for each case the guest writes shared
- * memory, converts to private, writes privately, converts odd pages back,
- * then everything, while the host checks and writes the shared view.
- *
- * Expectations follow QEMU's semantics, not the selftest's: in legacy mode
- * a conversion discards the page left behind, so shared data does not
- * survive a private round trip (reads as zeroes); in in-place mode the
- * page is the same and its contents survive.
- */
-export function* selftest(ctx: WorkloadContext): Workload {
-  const chunkSize = CHUNK + PAGE;
-  const base = ctx.gpaBase + ctx.vcpu * chunkSize;
-  if (base + chunkSize > ctx.gpaBase + ctx.guestMem) throw new RangeError(`selftest needs ${chunkSize} bytes per vCPU`);
-  const inplace = ctx.mode === 'inplace';
-  let conversions = 0;
-  const ok = (r: ActionResult): boolean => {
-    conversions += r.exits;
-    return r.ret === 0;
-  };
-  // Memory starts shared for the selftest: convert the chunk, fill it with the init pattern.
-  if (!ok(yield { kind: 'mapGpa', gpa: base, size: chunkSize, toPrivate: false, owned: true })) return;
-  if (!ok(yield { kind: 'access', gpa: base, size: chunkSize, private: false, write: 0xaa, owned: true })) return;
-  let round = 0;
-  while (true) {
-    for (const [offset, size] of SELFTEST_CASES) {
-      const gpa = base + offset;
-      const p1 = 0x10 + (round % 16);
-      const p2 = 0x20 + (round % 16);
-      const p3 = 0x30 + (round % 16);
-      const p4 = 0x40 + (round % 16);
-      yield { kind: 'hostWrite', gpa: base, size: chunkSize, pattern: 0xcc };
-      if (!ok(yield { kind: 'access', gpa, size, private: false, write: p1, owned: true })) return;
-      yield { kind: 'check', gpa, size, view: 'shared', expect: p1, what: 'guest shared write seen by the host' };
-      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: true, owned: true })) return;
-      if (!ok(yield { kind: 'access', gpa, size, private: true, write: p2, owned: true })) return;
-      if (!inplace) {
-        // QEMU discarded the shared page on the conversion: the host now reads zeroes.
-        yield { kind: 'check', gpa, size, view: 'shared', expect: 0, what: 'shared view after conversion to private (page discarded)' };
-      }
-      if (offset > 0) yield { kind: 'check', gpa: base, size: offset, view: 'shared', expect: 0xcc, what: 'host pattern outside the converted range' };
-      const after = base + offset + size;
-      if (after < base + chunkSize) yield { kind: 'check', gpa: after, size: base + chunkSize - after, view: 'shared', expect: 0xcc, what: 'host pattern outside the converted range' };
-      yield { kind: 'check', gpa, size, view: 'private', expect: p2, what: 'guest private write' };
-      // Odd pages back to shared.
-      for (let page = gpa + PAGE; page < gpa + size; page += 2 * PAGE) {
-        if (!ok(yield { kind: 'mapGpa', gpa: page, size: PAGE, toPrivate: false, owned: true })) return;
-        yield { kind: 'check', gpa: page, size: PAGE, view: 'shared', expect: inplace ? p2 : 0, what: 'page converted back to shared' };
-        yield { kind: 'hostWrite', gpa: page, size: PAGE, pattern: p3 };
-      }
-      // Everything shared again.
-      if (!ok(yield { kind: 'mapGpa', gpa, size, toPrivate: false, owned: true })) return;
-      for (let page = gpa; page < gpa + size; page += PAGE) {
-        const odd = (page - gpa) / PAGE % 2 === 1;
-        yield { kind: 'check', gpa: page, size: PAGE, view: 'shared', expect: odd ? p3 : (inplace ? p2 : 0), what: 'guest reads shared memory after full conversion' };
-      }
-      yield { kind: 'hostWrite', gpa, size, pattern: p4 };
-      if (!ok(yield { kind: 'access', gpa, size, private: false, owned: true })) return;
-      yield { kind: 'check', gpa, size, view: 'shared', expect: p4, what: 'host write seen by the guest' };
-      if (conversions >= ctx.budget) return;
-    }
-    round++;
-  }
 }
 
 /**

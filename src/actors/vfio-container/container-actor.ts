@@ -4,9 +4,10 @@
  * that turns notifications into maps and unmaps, and the device behind the
  * container that performs DMA concurrently with conversions.
  */
-import { ENOSPC, retName } from '../../core/errno.js';
+import { ENOSPC } from '../../core/errno.js';
 import { FaultPlan } from '../../core/fault-plan.js';
 import type { VfioSectionSpec } from '../../core/machine-layout.js';
+import type { RegisterFailure } from '../../core/qemu-outcome.js';
 import { EventBus } from '../../core/events.js';
 import {
   accessViolation, checkEntryLimit, checkMapAfterConvertShared, checkMapOfSharedBlock, checkPartialUnmaps, checkSectionAgreement,
@@ -95,9 +96,10 @@ export class VfioContainerActor implements ActorLogic {
   /**
    * `vfio_ram_discard_register_listener` for one section: register with the
    * RamBlockAttributes owner (which replays shared runs to us), then the
-   * mapping estimate. Resolves with 0 or an error.
+   * mapping estimate. Resolves with 0 or an error (and calls `onDone` with
+   * it, synchronously, when the reply is handled).
    */
-  attach(section: VfioSectionSpec, ctx: ActorContext): Promise<number> {
+  attach(section: VfioSectionSpec, ctx: ActorContext, onDone?: (ret: number) => void): Promise<number> {
     const mrs: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: section.offset, size: section.size, offsetWithinAddressSpace: section.iova, readonly: false };
     const listener = new VfioRamDiscardListener(this.container, mrs, this.#granularity);
     return new Promise<number>((resolve) => {
@@ -106,35 +108,21 @@ export class VfioContainerActor implements ActorLogic {
         // Current QEMU fails the region add when the worst-case mapping estimate exceeds
         // the limit; older QEMU (the variant) only warned.
         const exceeded = ret === 0 && vfioDmaMappingsExceeded(this.container, this.#listeners, this.#config.maxMemslots);
-        this.lastAttachRet = ret !== 0 ? ret : exceeded && this.#config.variant?.dmaLimitWarnOnly !== true ? -ENOSPC : 0;
-        if (this.lastAttachRet !== 0) {
-          this.failedAttaches++;
-          this.#checkRegistration(section, this.lastAttachRet);
-        }
+        const refused = exceeded && this.#config.variant?.dmaLimitWarnOnly !== true;
+        this.lastAttachRet = ret !== 0 ? ret : refused ? -ENOSPC : 0;
+        this.lastAttachFailure = ret !== 0 ? 'replay' : refused ? 'estimate' : 'none';
+        // Synchronously, for the deterministic runtime (a promise continuation would run after its loop).
+        onDone?.(this.lastAttachRet);
         resolve(this.lastAttachRet);
       });
       ctx.send(this.#topology.rba, { type: 'register', from: ctx.self, tag, offset: section.offset, size: section.size, iova: section.iova, priority: RAM_DISCARD_LISTENER_PRIORITY_COMMON });
     });
   }
 
-  /**
-   * With nothing injected, a registration of a valid section must succeed:
-   * a failure means QEMU refuses the device (realize), exits (a failed
-   * replay: exit(1)) or aborts (a failed region add at run time).
-   */
-  #checkRegistration(section: VfioSectionSpec, ret: number): void {
-    if (this.#config.faults !== undefined || this.#config.variant !== undefined) return;
-    this.#found.push({
-      invariant: 'registration-failed',
-      message: `${this.container.id}: registering the VFIO listener for offset 0x${section.offset.toString(16)}+${section.size / 1024} KiB at IOVA 0x${section.iova.toString(16)} failed with ${retName(ret)} with nothing injected: QEMU refuses the device or exits`,
-      container: this.container.id, iova: section.iova, offset: section.offset, size: section.size,
-    });
-  }
-
   /** The result of the last completed `attach` (0, or why QEMU would refuse the device). */
   lastAttachRet = 0;
-  /** Completed `attach`es that failed, so far. */
-  failedAttaches = 0;
+  /** Which step of the last completed `attach` failed (decides how QEMU ends: see `registerOutcome`). */
+  lastAttachFailure: RegisterFailure = 'none';
 
   /** A registration or unregistration of this container is waiting for its reply. */
   get registering(): boolean {

@@ -19,10 +19,12 @@ import { pctBound, STRATEGIES, type StrategyName } from '../../runtime/determini
 import { checkWorkloadFits, MACHINE_HELP, MACHINE_OPTIONS, parseMachineOptions } from '../machine-options.js';
 import type { MachineChoice } from '../../explore/machine.js';
 import { MiB } from '../../core/units.js';
+import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
 import { parseChoice, parseCount } from '../option-values.js';
 import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
+import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
 
 export const EXPLORE_HELP = `convsim explore [options]
   Explore schedules deterministically: each iteration runs the actors in one
@@ -43,6 +45,8 @@ export const EXPLORE_HELP = `convsim explore [options]
                        ${INPLACE_ORDERS.join(', ')} and report per order whether
                        inplace-order held (default with --mode inplace and no --order)
   --conversions N      conversions per iteration (default 40)
+  --memslots N         kvm_get_max_memslots() for VFIO's mapping estimate (default 32764, x86 KVM)
+  --platform P         ${PLATFORMS.join('|')}: conversion exits (default tdx; sw-protected for selftest)
   --vary               (default) each iteration draws the machine options not given
                        from its seed: layout, 1 to 4 vCPUs, 1 to 3 containers of mixed
                        back-ends, rollback policy, fault rate; the token records it
@@ -70,6 +74,8 @@ export interface ExploreOptions {
   /** Machine options given on the command line. */
   readonly machine: MachineChoice;
   readonly vary: boolean;
+  readonly maxMemslots: number | undefined;
+  readonly platform: Platform | undefined;
   readonly expectedSteps: number | undefined;
   readonly threads: number;
   readonly keepGoing: boolean;
@@ -96,6 +102,8 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       vary: { type: 'boolean' },
       'no-vary': { type: 'boolean' },
       ...MACHINE_OPTIONS,
+      memslots: { type: 'string' },
+      platform: { type: 'string' },
       'expected-steps': { type: 'string' },
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
@@ -118,7 +126,8 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
   // In-place mode without an order: verify every order.
   if (mode === 'inplace' && order === undefined && mutant === undefined) perOrder = true;
   if (values.vary === true && values['no-vary'] === true) throw new UsageError('--vary and --no-vary: give one of them');
-  const machine = parseMachineOptions(values, { guestMem: 64 * MiB, blockSize: 4096, maxMemslots: 512 });
+  const maxMemslots = values.memslots === undefined ? undefined : parseCount('memslots', values.memslots, 1, 32767);
+  const machine = parseMachineOptions(values, { guestMem: 64 * MiB, blockSize: 4096, maxMemslots: maxMemslots ?? KVM_X86_MAX_MEMSLOTS });
   // The bug zoo's entries are tuned for the fixed machine: a mutant keeps it unless --vary is given.
   const vary = values.vary ?? (values['no-vary'] !== true && mutant === undefined);
   const workload = parseChoice('workload', values.workload!, WORKLOADS);
@@ -136,6 +145,8 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     conversions: values.conversions === undefined ? undefined : parseCount('conversions', values.conversions, 1, 1e6),
     machine,
     vary,
+    maxMemslots,
+    platform: values.platform === undefined ? undefined : parseChoice('platform', values.platform, PLATFORMS),
     expectedSteps: values['expected-steps'] === undefined ? undefined : parseCount('expected-steps', values['expected-steps'], 1, 1e9),
     threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
     keepGoing: values['keep-going']!,
@@ -302,6 +313,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         ...(o.conversions === undefined ? {} : { conversions: o.conversions }),
         machine: o.machine,
         vary: o.vary,
+        ...(o.maxMemslots === undefined ? {} : { maxMemslots: o.maxMemslots }),
+        ...(o.platform === undefined ? {} : { platform: o.platform }),
       };
       const expectedSteps = o.expectedSteps ?? measureExpectedSteps({ ...base, expectedSteps: 1 }, o.seed);
       const input: ExploreInput = { ...base, expectedSteps };

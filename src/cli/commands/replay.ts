@@ -5,6 +5,7 @@ import { decodeToken, runCase, type ExploreCase } from '../../explore/explore-ca
 import { deterministicChromeTrace } from '../../explore/deterministic-chrome-trace.js';
 import { story } from '../../explore/story.js';
 import type { DeterministicOutcome } from '../../runtime/deterministic/deterministic-run.js';
+import { firstFailure } from '../../explore/failure.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 
 export const REPLAY_HELP = `convsim replay TOKEN|FILE [--json] [--trace FILE]
@@ -60,13 +61,13 @@ export interface ReplayReport {
 /** Run a case once with its trace recorded (what `convsim replay` prints). */
 export function replayCase(c: ExploreCase): ReplayReport {
   const r = runCase(c, { recordTrace: true });
-  const first = r.violations[0];
+  const first = firstFailure(r);
   // A deadlock is a failure too (as explore reports it), with no invariant of its own.
   const deadlock = first === undefined && r.outcome === 'deadlock';
   const found = first !== undefined || deadlock;
   return {
     found,
-    invariant: first?.invariant ?? (deadlock ? 'deadlock' : null),
+    invariant: first?.name ?? (deadlock ? 'deadlock' : null),
     message: first?.message ?? (deadlock ? 'the actors stopped with a vCPU still waiting for a reply' : null),
     outcome: r.outcome,
     traceHash: r.traceHash,

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { encodeToken, type ExploreCase } from '../../explore/explore-case.js';
 import { shrinkCase, type ShrinkResult } from '../../explore/shrink.js';
 import { story } from '../../explore/story.js';
+import { firstFailure } from '../../explore/failure.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { readCaseArgument } from './replay.js';
 
@@ -38,7 +39,7 @@ export function shrinkReport(c: ExploreCase, shrunk: ShrinkResult = shrinkCase(c
   const lines = story(shrunk.result);
   return {
     invariant: shrunk.invariant,
-    message: shrunk.result.violations[0]?.message ?? '',
+    message: firstFailure(shrunk.result)?.message ?? '',
     replay: encodeToken(shrunk.shrunk),
     traceHash: shrunk.result.traceHash,
     steps: shrunk.result.steps,

@@ -10,10 +10,16 @@ import {
   type RamDiscardListener,
   type RamDiscardManager,
 } from '../ram-discard-manager.js';
-import { alignDown, isPowerOfTwo, roundUp } from '../units.js';
+import type { RegisterFailure } from '../qemu-outcome.js';
+import { isPowerOfTwo, roundUp } from '../units.js';
 import type { VfioContainer } from './container.js';
+import { vfioDmaMappingEstimate } from './dma-mapping-estimate.js';
 
-/** `VFIORamDiscardListener`. Its name in traces is the container id. */
+/**
+ * `VFIORamDiscardListener`. Its name in events is the container id unless
+ * given one (a container with several sections, as QEMU's VFIO registers
+ * `ram-below-4g` and `ram-above-4g`, names each listener).
+ */
 export class VfioRamDiscardListener implements RamDiscardListener {
   readonly name: string;
   readonly doubleDiscardSupported = true;
@@ -23,8 +29,8 @@ export class VfioRamDiscardListener implements RamDiscardListener {
   /** The registered section (`offset_within_address_space`, `size` as QEMU keeps them). */
   readonly section: MemoryRegionSection;
 
-  constructor(container: VfioContainer, section: MemoryRegionSection, granularity: number) {
-    this.name = container.id;
+  constructor(container: VfioContainer, section: MemoryRegionSection, granularity: number, name = container.id) {
+    this.name = name;
     this.container = container;
     this.section = section;
     this.granularity = granularity;
@@ -67,9 +73,18 @@ export class VfioRamDiscardListener implements RamDiscardListener {
 export type DmaLimitCheck = 'error' | 'warn';
 
 export interface RegisterOptions {
-  /** `kvm_get_max_memslots()`; the spec's figure is 512. */
+  /** `kvm_get_max_memslots()`: 32764 on x86 KVM, 512 without KVM. */
   readonly maxMemslots: number;
   readonly dmaLimitCheck: DmaLimitCheck;
+  /** The listener's name in events (default: the container id). */
+  readonly name?: string;
+}
+
+/** What {@link vfioRamDiscardRegisterListener} did: the listener, 0 or an error, and which step failed. */
+export interface RegisterResult {
+  readonly listener: VfioRamDiscardListener;
+  readonly ret: Ret;
+  readonly failure: RegisterFailure;
 }
 
 /**
@@ -86,21 +101,21 @@ export function vfioRamDiscardRegisterListener(
   rdm: RamDiscardManager,
   section: MemoryRegionSection,
   options: RegisterOptions,
-): { listener: VfioRamDiscardListener; ret: Ret } {
+): RegisterResult {
   const granularity = rdm.getMinGranularity();
   if (!isPowerOfTwo(granularity) || granularity < container.pageSize) {
     throw new RangeError(`granularity ${granularity} must be a power of two >= the IOMMU page size ${container.pageSize}`);
   }
-  const listener = new VfioRamDiscardListener(container, { ...section }, granularity);
+  const listener = new VfioRamDiscardListener(container, { ...section }, granularity, options.name);
   const replayRet = rdm.registerListener(listener, section);
   listeners.unshift(listener);
-  if (replayRet !== 0) return { listener, ret: replayRet };
+  if (replayRet !== 0) return { listener, ret: replayRet, failure: 'replay' };
   if (vfioDmaMappingsExceeded(container, listeners, options.maxMemslots)) {
     container.log.push(`vfio_ram_discard_register_listener: possibly running out of DMA mappings. ` +
       `Maximum possible DMA mappings: ${container.dmaMaxMappings}, Maximum possible memslots: ${options.maxMemslots}`);
-    if (options.dmaLimitCheck === 'error') return { listener, ret: -ENOSPC };
+    if (options.dmaLimitCheck === 'error') return { listener, ret: -ENOSPC, failure: 'estimate' };
   }
-  return { listener, ret: 0 };
+  return { listener, ret: 0, failure: 'none' };
 }
 
 /**
@@ -110,13 +125,6 @@ export function vfioRamDiscardRegisterListener(
  * Containers without a limit (iommufd: 0) never exceed it.
  */
 export function vfioDmaMappingsExceeded(container: VfioContainer, listeners: readonly VfioRamDiscardListener[], maxMemslots: number): boolean {
-  const max = container.dmaMaxMappings;
-  if (max === 0) return false;
-  let mappings = 0;
-  for (const l of listeners) {
-    const start = alignDown(l.section.offsetWithinAddressSpace, l.granularity);
-    const end = roundUp(l.section.offsetWithinAddressSpace + l.section.size, l.granularity);
-    mappings += (end - start) / l.granularity;
-  }
-  return mappings + maxMemslots - listeners.length > max;
+  const sections = listeners.map((l) => ({ offsetWithinAddressSpace: l.section.offsetWithinAddressSpace, size: l.section.size, granularity: l.granularity }));
+  return vfioDmaMappingEstimate(sections, maxMemslots, container.dmaMaxMappings).exceeded;
 }

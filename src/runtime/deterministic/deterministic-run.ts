@@ -19,6 +19,8 @@ import { Vcpu } from '../../actors/vcpu/vcpu.js';
 import { VfioContainerActor } from '../../actors/vfio-container/container-actor.js';
 import type { Violation } from '../../core/invariants.js';
 import { Prng } from '../../core/prng.js';
+import { registerOutcome, type FatalOutcome, type QemuOutcome } from '../../core/qemu-outcome.js';
+import { retName } from '../../core/errno.js';
 import type { Candidate, Strategy } from './strategy.js';
 import { TraceHasher, type Delivery } from './trace.js';
 
@@ -35,10 +37,10 @@ export interface DeterministicOptions {
 }
 
 /**
- * How a run ended. `registration-failed`: a container's VFIO registration
- * failed at start-up (QEMU refuses the device or exits), so the VM never ran.
+ * How a run ended. The fatal QEMU outcomes (`qemu-exit`, `realize-failed`,
+ * `qemu-abort`, see `QemuOutcome`) end it where the process would be gone.
  */
-export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | 'registration-failed';
+export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | FatalOutcome;
 
 export interface DeterministicResult {
   readonly outcome: DeterministicOutcome;
@@ -53,6 +55,15 @@ export interface DeterministicResult {
   readonly conversions: number;
   readonly actors: Array<{ role: ActorRole; id: string }>;
   readonly vmStopped: boolean;
+  /** How the QEMU process stands at the end. */
+  readonly qemuOutcome: QemuOutcome;
+  /**
+   * For a fatal outcome: the one line QEMU would print, the delivery after
+   * which it happened, and whether an injected fault explains it (`--faults`:
+   * QEMU exiting after an injected map failure in a replay is QEMU as it is,
+   * not a finding).
+   */
+  readonly fatal?: { readonly message: string; readonly step: number; readonly injected: boolean };
   /** Each actor's counters at the end, by actor index. */
   readonly stats: Array<Record<string, number>>;
 }
@@ -129,6 +140,16 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   };
 
   let step = 0;
+  /** Set when QEMU would exit or abort (or never start): the run ends at the next scheduling point. */
+  let fatal: { outcome: FatalOutcome; message: string; step: number } | undefined;
+  const noteRegistration = (c: VfioContainerActor, index: number, ret: number, initialized: boolean): void => {
+    const outcome = registerOutcome(c.lastAttachFailure, initialized);
+    if (outcome === undefined || outcome === 'running' || outcome === 'vm-stopped' || fatal !== undefined) return;
+    const why = c.lastAttachFailure === 'replay'
+      ? `ram_block_attributes_rdm_register_listener: replay failed (${retName(ret)}): exit(1)`
+      : `vfio_ram_discard_register_listener: possibly running out of DMA mappings (${retName(ret)})`;
+    fatal = { outcome, message: `c${index}: ${why}`, step: step - 1 };
+  };
   /** Step being delivered (-1 outside deliveries): when each message was sent, for trace flows. */
   let current = -1;
   const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
@@ -152,8 +173,6 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   }
 
   const hasher = new TraceHasher();
-  /** Containers being hot-plugged again, whose registrations are still in flight. */
-  const replugging = new Map<VfioContainerActor, number>();
   const trace: Delivery[] = [];
   const deviations = new Map<number, number>();
   let violationStep = -1;
@@ -169,8 +188,13 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   // while the guest runs, so a device access can fall between any two deliveries. They are
   // offered after the deliveries, so the default order (always the first candidate) never
   // takes one and a replay's deviations name exactly the accesses that matter.
+  //
+  // A device may act once between two deliveries (it is armed again by every delivery): it can
+  // fall between any two steps, and a strategy that favours it (PCT giving it the top priority)
+  // cannot starve the actors it runs beside.
   const backgroundCandidates: Candidate[] = [];
   for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a });
+  const armed = new Array<boolean>(n).fill(true);
   let guestRunning = false;
   const candidates: Candidate[] = [];
 
@@ -191,12 +215,13 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       if (guestRunning && vcpus.every((v) => v.done)) guestRunning = false;
       candidates.length = 0;
       for (const c of ready) candidates.push(c);
-      if (guestRunning) for (const c of backgroundCandidates) candidates.push(c);
+      if (guestRunning) for (const c of backgroundCandidates) if (armed[c.to]) candidates.push(c);
       const count = candidates.length;
       const choice = options.strategy.choose(candidates, step);
       if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
       if (choice >= ready.length) {
         const actor = candidates[choice]!.to;
+        armed[actor] = false;
         current = step;
         step++;
         const did = actors[actor]!.background!(contexts[actor]!);
@@ -217,6 +242,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       step++;
       actors[channel.to]!.receive(message, contexts[channel.to]!);
       current = -1;
+      armed.fill(true);
       if (newViolation(channel.to) && options.stopAtViolation) return 'violation';
       if (hotplug && guestRunning && step % hotplugEvery === 0) {
         const which = Math.floor(step / hotplugEvery) % containers.length;
@@ -226,22 +252,18 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         // failed re-plug: exit(1) on a failed replay, an abort on a failed region add.
         if (c.registering) continue;
         const ctx = contexts[topology.containers[which]!]!;
-        for (let k = c.listenerCount; k > 0; k--) void c.detach(ctx);
-        const failedBefore = c.failedAttaches;
-        for (const section of c.sections) void c.attach(section, ctx);
-        replugging.set(c, failedBefore);
+        for (let n = c.listenerCount; n > 0; n--) void c.detach(ctx);
+        // A re-registration on an initialized container: a failed replay exits, a refused estimate aborts.
+        for (const section of c.sections) void c.attach(section, ctx, (ret) => noteRegistration(c, which, ret, true));
       }
-      for (const [c, failedBefore] of replugging) {
-        if (c.registering) continue;
-        replugging.delete(c);
-        if (c.failedAttaches !== failedBefore) return 'registration-failed';
-      }
+      if (fatal !== undefined) return fatal.outcome;
     }
-    return undefined;
+    return fatal?.outcome;
   };
 
   const finish = (outcome: DeterministicOutcome): DeterministicResult => {
     const violations = actors.flatMap((a) => a.violations());
+    const qemuOutcome: QemuOutcome = fatal?.outcome ?? (kvm.stopReason !== undefined ? 'vm-stopped' : 'running');
     return {
       outcome,
       steps: step,
@@ -253,6 +275,8 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       conversions: kvm.stats()['conversions'] ?? 0,
       actors: names.map((id, a) => ({ role: roles[a]!, id })),
       vmStopped: kvm.stopReason !== undefined,
+      qemuOutcome,
+      ...(fatal === undefined ? {} : { fatal: { message: fatal.message, step: fatal.step, injected: config.faults !== undefined } }),
       stats: actors.map((a) => a.stats()),
     };
   };
@@ -264,10 +288,9 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   if (stopped !== undefined) return finish(stopped);
   for (const [i, c] of containers.entries()) {
     for (const section of c.sections) {
-      void c.attach(section, contexts[topology.containers[i]!]!);
+      void c.attach(section, contexts[topology.containers[i]!]!, (ret) => noteRegistration(c, i, ret, false));
       stopped = drain();
       if (stopped !== undefined) return finish(stopped);
-      if (c.lastAttachRet !== 0) return finish('registration-failed');
     }
   }
   guestRunning = true;
