@@ -41,7 +41,7 @@ export interface ActorLogic {
    * small step per call. The deterministic runtime offers it as a
    * scheduling point of its own; a worker thread runs it between messages.
    */
-  background?(ctx: ActorContext): Message | undefined;
+  background?(ctx: ActorContext): Message;
   /** vCPUs: the workload has ended (finished, or the VM stopped). */
   readonly done?: boolean;
 }

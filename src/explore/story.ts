@@ -62,6 +62,7 @@ function describe(message: Message, to: string): { text: string; fn: string } {
     case 'checkDone':
       return { text: `check found ${message.violations} violation(s)`, fn: 'invariant check' };
     case 'deviceAccess':
+      if (message.size === 0) return { text: 'device idle: no section registered', fn: 'device DMA through the IOMMU' };
       return { text: `device reads ${hex(message.iova)}+${formatSize(message.size)} on its own: ${DMA_OUTCOMES[message.outcome] ?? message.outcome}`, fn: 'device DMA through the IOMMU' };
     case 'start':
       return { text: 'start', fn: 'vCPU start' };

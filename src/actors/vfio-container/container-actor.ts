@@ -203,9 +203,10 @@ export class VfioContainerActor implements ActorLogic {
    * holds the block private reaches that shared page, not private memory,
    * and is counted apart, not reported (the freed page is what matters).
    */
-  background(ctx: ActorContext): Message | undefined {
+  background(ctx: ActorContext): Message {
     const listeners = this.#listeners;
-    if (listeners.length === 0) return undefined;
+    // Nothing registered (between an unplug and a plug): the device has no IOVA to use.
+    if (listeners.length === 0) return { type: 'deviceAccess', from: ctx.self, tag: 0, iova: 0, size: 0, outcome: DMA_OUTCOMES.indexOf('fault') };
     const section = listeners[Math.floor(ctx.random() * listeners.length)]!.section;
     const blockSize = this.#config.blockSize;
     const blocks = section.size / blockSize;

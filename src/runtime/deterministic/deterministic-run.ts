@@ -226,10 +226,9 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         step++;
         const did = actors[actor]!.background!(contexts[actor]!);
         current = -1;
-        if (did !== undefined) {
-          hasher.add(actor, did);
-          if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: step - 1, choice, candidates: count });
-        }
+        // Recorded like a delivery (what the device did), so trace index = step.
+        hasher.add(actor, did);
+        if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: step - 1, choice, candidates: count });
         if (newViolation(actor) && options.stopAtViolation) return 'violation';
         continue;
       }
