@@ -64,9 +64,13 @@ export function exploreConfig(options: {
     profile: false,
     platform: options.platform ?? (options.workload === 'selftest' ? 'sw-protected' : 'tdx'),
   };
-  const machine = options.vary === true
-    ? drawMachine(options.seed, options.machine ?? {}, guestMem, base.blockSize, base.maxMemslots)
-    : options.machine ?? {};
+  // --mode and --order are machine options too: fixed when given, drawn with `vary` when not.
+  const fixed: MachineChoice = {
+    ...options.machine,
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+    ...(options.order === undefined ? {} : { order: options.order }),
+  };
+  const machine = options.vary === true ? drawMachine(options.seed, fixed, guestMem, base.blockSize, base.maxMemslots) : fixed;
   let config = applyMachine(base, machine);
   if (options.mutant !== undefined) {
     const mutant = findMutant(options.mutant);

@@ -12,6 +12,8 @@ import { Prng } from '../core/prng.js';
 import type { RollbackPolicy } from '../core/ram-block-attributes.js';
 import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
 import type { VfioBackend } from '../core/vfio/container.js';
+import type { BackingMode } from '../core/guest-memory.js';
+import type { InplaceOrder } from '../core/kvm-convert-memory.js';
 
 /** Machine options; each one left undefined is the default (fixed machine) or drawn (`vary`). */
 export interface MachineChoice {
@@ -25,6 +27,9 @@ export interface MachineChoice {
   readonly faults?: FaultSpec;
   /** Hot-plug the devices while the guest runs. */
   readonly hotplug?: boolean;
+  /** Backing: legacy two-page, or in-place conversion (with its order). */
+  readonly mode?: BackingMode;
+  readonly order?: InplaceOrder;
 }
 
 /**
@@ -56,7 +61,8 @@ export function fittingEntryLimit(guestMem: number, blockSize: number, maxMemslo
 /**
  * Draw the machine options the user left open, from `seed`: layout, 1 to 4
  * vCPUs, 1 to 3 containers of mixed back-ends, rollback policy, fault rate,
- * and device hot-plug during the run (one iteration in three).
+ * device hot-plug during the run (one iteration in three), and legacy or
+ * in-place backing (explicit or priority order).
  */
 export function drawMachine(seed: number, fixed: MachineChoice, guestMem: number, blockSize: number, maxMemslots: number): MachineChoice {
   const prng = new Prng((seed * 2654435761) ^ 0x3ac41e);
@@ -70,7 +76,12 @@ export function drawMachine(seed: number, fixed: MachineChoice, guestMem: number
   const rate = VARY_FAULT_RATES[prng.int(VARY_FAULT_RATES.length)]!;
   const faults = fixed.faults ?? (rate === 0 ? undefined : { rate, kinds: variedFaultKinds(rollback) });
   const hotplug = fixed.hotplug ?? prng.int(3) === 0;
-  return { ...fixed, layout, vcpus, containers, rollback, hotplug, ...(faults === undefined ? {} : { faults }) };
+  // Half the machines convert in place, with the orders that keep unmap-before-CONVERT_PRIVATE
+  // (explicit, priority); the merged order (v6) is known to break it and is asked for by name.
+  const inplace = fixed.mode === undefined ? prng.int(2) === 1 : fixed.mode === 'inplace';
+  const mode: BackingMode = inplace ? 'inplace' : 'legacy';
+  const order: InplaceOrder = fixed.order ?? (prng.int(2) === 0 ? 'explicit' : 'priority');
+  return { ...fixed, layout, vcpus, containers, rollback, hotplug, mode, order, ...(faults === undefined ? {} : { faults }) };
 }
 
 /** Apply machine options to a configuration (the layout is resolved later, by {@link withLayout}). */
@@ -85,6 +96,8 @@ export function applyMachine(config: RunConfig, machine: MachineChoice): RunConf
     ...(machine.registration === undefined ? {} : { registrationOrder: machine.registration }),
     ...(machine.faults === undefined || machine.faults.rate === 0 ? {} : { faults: machine.faults }),
     ...(machine.hotplug === true ? { hotplug: true } : {}),
+    ...(machine.mode === undefined ? {} : { mode: machine.mode }),
+    ...(machine.order === undefined ? {} : { order: machine.order }),
   };
 }
 
@@ -147,6 +160,7 @@ export function machineCoverage(config: RunConfig): Record<string, number> {
     [`rollback:${config.rollback}`]: 1,
     [`faults:${config.faults === undefined ? 'none' : config.faults.rate}`]: 1,
     [`hotplug:${config.hotplug === true || config.workload === 'hotplug' ? 'yes' : 'no'}`]: 1,
+    [`mode:${config.mode === 'inplace' ? `inplace-${config.order}` : 'legacy'}`]: 1,
     'iova-differs-from-offset': offsetDiffers ? 1 : 0,
     'iova-differs-from-gpa': remapped ? 1 : 0,
   };

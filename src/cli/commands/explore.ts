@@ -380,8 +380,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       expectedStepsFrom: o.expectedSteps === undefined ? `longest of ${STEP_SAMPLES} sample runs` : '--expected-steps',
       actors: main.actors,
       workload: o.workload,
-      mode: main.mode,
-      order: o.perOrder ? null : main.order,
+      mode: o.vary && o.mode === undefined ? 'varied' : main.mode,
+      order: o.perOrder || (o.vary && o.mode === undefined && o.order === undefined) ? null : main.order,
       mutant: o.mutant ?? null,
       seed: o.seed,
       threads: o.threads,
@@ -412,7 +412,9 @@ export async function exploreCommand(argv: string[]): Promise<number> {
 
   const rel = (p: string): string => (p.startsWith(process.cwd() + '/') ? p.slice(process.cwd().length + 1) : p);
   const lines: string[] = [];
-  const what = `${o.workload}, ${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
+  const modeText = o.vary && o.mode === undefined ? 'varied machines (legacy and in place)'
+    : `${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}${o.vary ? ', varied machines' : ''}`;
+  const what = `${o.workload}, ${modeText}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
     `${o.mutant === undefined ? '' : `, mutant ${o.mutant}`}, ${o.threads} thread(s)`;
   if (o.perOrder) {
     lines.push(`convsim explore: in-place ordering verification (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s`);
