@@ -159,7 +159,7 @@ export class KvmExitHandler implements ActorLogic {
     if (exit.reason === EXIT_PUNCH_HOLE) {
       // The selftest host's fallocate(PUNCH_HOLE) without a conversion: no attributes, no bitmap.
       this.#counters.punchHoles++;
-      this.#views.memory.punchHole(exit.gpa - this.#config.gpaBase, exit.size);
+      for (const [offset, size] of this.#views.kvm.physMap.offsetPieces(exit.gpa, exit.size)) this.#views.memory.punchHole(offset, size);
       ctx.send(exit.from, { type: 'exitDone', from: ctx.self, tag: exit.tag, ret: 0 });
       done();
       return;
@@ -196,7 +196,10 @@ export class KvmExitHandler implements ActorLogic {
     else this.#counters.conversionsOther++;
     if (exit.toPrivate) this.#counters.toPrivate++;
     else this.#counters.toShared++;
-    this.#log.record(ctx.now(), exit.gpa, exit.size, exit.toPrivate, ret === 0);
+    // The report draws the RAMBlock as one address range from gpaBase: log where in it the
+    // conversion fell (above the x86 split its GPA and its offset differ).
+    const found = this.#views.kvm.physMap.find(exit.gpa, exit.size);
+    this.#log.record(ctx.now(), found === undefined ? exit.gpa : this.#config.gpaBase + found.offset, exit.size, exit.toPrivate, ret === 0);
     this.#checkResult(exit, ret);
     if (ret !== 0) {
       this.#counters.failedConversions++;
