@@ -1,6 +1,6 @@
 /** `convsim bench [mailbox|bitmap|...] [--json]`: where speed lives. */
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../command-line.js';
 import { runBitmapBench } from '../../bench/bitmap.js';
 import { runDeliveriesBench } from '../../bench/deliveries.js';
 import { runExploreBench } from '../../bench/explore.js';
@@ -15,12 +15,7 @@ export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
   Measure; ratios are taken side by side in one run, medians of repetitions.`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseCommandLine('bench', argv, { json: { type: 'boolean', default: false } });
   const suite = (positionals[0] ?? 'all') as Suite;
   if (!SUITES.includes(suite) || positionals.length > 1) {
     throw new UsageError(`bench: unknown suite ${JSON.stringify(positionals.join(' '))} (allowed: ${SUITES.join(', ')})`);

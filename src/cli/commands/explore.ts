@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../command-line.js';
 import type { WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES, type BackingMode } from '../../core/guest-memory.js';
@@ -66,9 +66,7 @@ const MAX_SEED = 2 ** 31 - 1;
 
 /** Parse `explore` options (exported for tests); every mistake is a one-line UsageError. */
 export function parseExploreOptions(argv: string[]): ExploreOptions {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
+  const { values, positionals } = parseCommandLine('explore', argv, {
       workload: { type: 'string', default: 'storm' },
       strategy: { type: 'string', default: 'random' },
       depth: { type: 'string', default: '2' },
@@ -83,9 +81,6 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
-    },
-    allowPositionals: true,
-    strict: true,
   });
   if (positionals.length > 0) throw new UsageError(`explore: unexpected argument ${JSON.stringify(positionals[0])}`);
   const mutant = values.mutant === undefined ? undefined : parseChoice('mutant', values.mutant, MUTANTS.map((m) => m.name));

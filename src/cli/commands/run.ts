@@ -1,15 +1,20 @@
 /** `convsim run`: the protocol on real threads, under a guest workload. */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { totalmem } from 'node:os';
 import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
+import { actorName } from '../../actors/create-actor.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
 import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '../../runtime/threaded-run.js';
-import { parseChoice, parseCount, parseSize } from '../option-values.js';
+import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, workloadFitProblem } from '../../actors/run-limits.js';
+import { parseCommandLine } from '../command-line.js';
+import { checkWritable } from '../check-writable.js';
+import { parseChoice, parseCount, parseSize, parseLimited } from '../option-values.js';
+import { showValue } from '../show-value.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { ProgressLine } from '../progress.js';
 import { renderHtmlReport } from '../../report/html-report.js';
@@ -42,9 +47,7 @@ export const RUN_HELP = `convsim run [options]
 export function parseRunOptions(argv: string[]): {
   config: RunConfig; json: boolean; profile: boolean; trace: { file: string; limit: number } | undefined; report: string | undefined;
 } {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
+  const { values, positionals } = parseCommandLine('run', argv, {
       vcpus: { type: 'string', default: '4' },
       containers: { type: 'string', default: 'type1,iommufd' },
       'guest-mem': { type: 'string', default: '1G' },
@@ -59,32 +62,32 @@ export function parseRunOptions(argv: string[]): {
       json: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       trace: { type: 'string' },
-      'trace-limit': { type: 'string', default: '200000' },
+      'trace-limit': { type: 'string', requires: 'trace' },
       report: { type: 'string' },
-    },
-    allowPositionals: true,
-    strict: true,
   });
-  if (positionals.length > 0) throw new UsageError(`run: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) throw new UsageError(`run: unexpected argument ${showValue(positionals[0])} (run takes only options)`);
   const blockSize = 4096;
   const guestMem = parseSize('guest-mem', values['guest-mem']!);
-  if (!isAligned(guestMem, 2 * 1024 * 1024)) throw new UsageError(`--guest-mem: ${values['guest-mem']} must be a multiple of 2M`);
+  if (!isAligned(guestMem, GUEST_MEM_ALIGNMENT)) throw new UsageError(`--guest-mem: ${showValue(values['guest-mem'])} must be a multiple of 2M`);
+  if (guestMem > MAX_GUEST_MEM) throw new UsageError(`--guest-mem: ${showValue(values['guest-mem'])} is more than ${formatSize(MAX_GUEST_MEM)}, the largest guest convsim runs`);
   const blocks = guestMem / blockSize;
-  const containers = values.containers!.split(',').map((item): ContainerSpec => {
-    const [backend = '', limit] = item.split(':');
-    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
-    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
-    return { backend: b, dmaEntryLimit: limit === undefined ? blocks + 1024 : parseCount('containers', limit) };
-  });
-  if (containers.length > 16) throw new UsageError('--containers: at most 16 containers');
-  const vcpus = parseCount('vcpus', values.vcpus!, 1, 64);
-  const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
-  if (workload === 'selftest' && vcpus * (2 * 1024 * 1024 + 4096) > guestMem) {
-    throw new UsageError(`--workload selftest: needs 2M+4K per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
+  const needed = blocks * SHARED_BYTES_PER_BLOCK;
+  if (needed > totalmem() / 2) {
+    throw new UsageError(`--guest-mem: ${formatSize(guestMem)} needs about ${Math.ceil(needed / 2 ** 20)} MiB of shared state, more than half of this machine's ${Math.floor(totalmem() / 2 ** 20)} MiB`);
   }
-  if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * 1024 * 1024) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
-  if (workload === 'overlap' && guestMem < 8 * 1024 * 1024) throw new UsageError('--guest-mem: overlap needs at least 8M');
-  if (workload === 'swiotlb' && guestMem < vcpus * 4 * 1024 * 1024) throw new UsageError(`--guest-mem: swiotlb needs at least 4M per vCPU`);
+  const containers = values.containers!.split(',').map((item): ContainerSpec => {
+    const parts = item.split(':');
+    if (parts.length > 2) throw new UsageError(`--containers: ${showValue(item)} has more than one :LIMIT (write BACKEND or type1:LIMIT)`);
+    const [backend = '', limit] = parts;
+    const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
+    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${showValue(item)})`);
+    return { backend: b, dmaEntryLimit: limit === undefined ? blocks + 1024 : parseLimited('containers', limit, RUN_LIMITS.dmaEntryLimit) };
+  });
+  if (containers.length > RUN_LIMITS.containers.max) throw new UsageError(`--containers: at most ${RUN_LIMITS.containers.max} containers, got ${containers.length}`);
+  const vcpus = parseLimited('vcpus', values.vcpus!, RUN_LIMITS.vcpus);
+  const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
+  const misfit = workloadFitProblem({ workload, vcpus, guestMem });
+  if (misfit !== undefined) throw new UsageError(`--guest-mem: ${misfit}`);
   const config: RunConfig = {
     vcpus,
     containers,
@@ -94,16 +97,15 @@ export function parseRunOptions(argv: string[]): {
     mode: parseChoice('mode', values.mode!, BACKING_MODES),
     order: parseChoice('order', values.order!, INPLACE_ORDERS),
     rollback: parseChoice('rollback', values.rollback!, ROLLBACK_POLICIES),
-    inFlight: parseCount('in-flight', values['in-flight']!, 1, 1024),
-    conversions: parseCount('conversions', values.conversions!, 1, 1e9),
-    seed: parseCount('seed', values.seed!, 0, 2 ** 31 - 1),
+    inFlight: parseLimited('in-flight', values['in-flight']!, RUN_LIMITS.inFlight),
+    conversions: parseLimited('conversions', values.conversions!, RUN_LIMITS.conversions),
+    seed: parseLimited('seed', values.seed!, RUN_LIMITS.seed),
     workload,
-    checkEvery: parseCount('check-every', values['check-every']!, 1),
+    checkEvery: parseLimited('check-every', values['check-every']!, RUN_LIMITS.checkEvery),
     maxMemslots: 512,
     registrationOrder: 'serialized',
   };
-  const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit']!, 100) };
-  if (values.report === '') throw new UsageError('--report: needs a file name');
+  const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit'] ?? '200000', 100, 1e8) };
   return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
 }
 
@@ -112,18 +114,29 @@ export function parseRunOptions(argv: string[]): {
  * makes one actor fail after AFTER messages, to exercise crash, hang and
  * deadlock handling end to end. HOW is throw, exit, hang or mute.
  */
-function injectedFault(): RunOptions['crash'] {
-  const spec = process.env['CONVSIM_INJECT_FAULT'];
+export function injectedFault(config: RunConfig, spec = process.env['CONVSIM_INJECT_FAULT']): RunOptions['crash'] {
   if (spec === undefined || spec === '') return undefined;
-  const [actor = '', how = '', after = ''] = spec.split(':');
+  const parts = spec.split(':');
+  if (parts.length !== 3) throw new UsageError(`CONVSIM_INJECT_FAULT: ${showValue(spec)} must be ACTOR:HOW:AFTER (e.g. c0:throw:300)`);
+  const [actor = '', how = '', after = ''] = parts;
+  const actors = actorNames(config);
+  if (!actors.includes(actor)) throw new UsageError(`CONVSIM_INJECT_FAULT: no actor ${showValue(actor)} in this run (actors: ${actors.join(', ')})`);
   const hows = ['throw', 'exit', 'hang', 'mute'] as const;
   return { actor, how: parseChoice('CONVSIM_INJECT_FAULT', how, hows), after: parseCount('CONVSIM_INJECT_FAULT', after, 0) };
 }
 
+/** The actors of a run, by the names faults and reports use. */
+function actorNames(config: RunConfig): string[] {
+  return [actorName('kvm-exit', 0), actorName('ram-block-attributes', 0),
+    ...config.containers.map((_, i) => actorName('vfio-container', i)), ...Array.from({ length: config.vcpus }, (_, i) => actorName('vcpu', i))];
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const { config, json, profile, trace, report } = parseRunOptions(argv);
+  const crash = injectedFault(config);
+  if (trace !== undefined) checkWritable('trace', trace.file);
+  if (report !== undefined) checkWritable('report', report);
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
-  const crash = injectedFault();
   let result: RunReport;
   try {
     result = await runThreaded(config, {
