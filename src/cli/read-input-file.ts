@@ -4,7 +4,7 @@
  * so no input can make convsim allocate more than the cap.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { showValue } from './show-value.js';
+import { oneLine } from './show-value.js';
 import { UsageError } from './usage-error.js';
 
 /** Largest input file convsim reads (ops scripts, token files): 16 MiB. */
@@ -20,7 +20,7 @@ export function readInputFile(command: string, file: string, maxBytes = MAX_INPU
   try {
     fd = openSync(file, 'r');
   } catch (error) {
-    throw new UsageError(`${command}: ${showValue(file)}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new UsageError(`${oneLine(file)}: cannot read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   try {
     const chunks: Buffer[] = [];
@@ -31,12 +31,12 @@ export function readInputFile(command: string, file: string, maxBytes = MAX_INPU
       try {
         n = readSync(fd, chunk, 0, chunk.length, null);
       } catch (error) {
-        throw new UsageError(`${command}: ${showValue(file)}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+        throw new UsageError(`${oneLine(file)}: cannot read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
       }
       if (n === 0) break;
       total += n;
       if (total > maxBytes) {
-        throw new UsageError(`${command}: ${showValue(file)}: larger than the limit of ${maxBytes} bytes (${maxBytes / 1024 / 1024} MiB)`);
+        throw new UsageError(`${oneLine(file)}: larger than the ${command} input limit of ${maxBytes} bytes (${maxBytes / 1024 / 1024} MiB)`);
       }
       chunks.push(Buffer.from(chunk.subarray(0, n)));
     }

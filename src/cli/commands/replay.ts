@@ -1,6 +1,5 @@
 /** `convsim replay TOKEN|FILE [--json]`: run a replay token again, exactly. */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { decodeToken, runCase, TOKEN_PREFIXES, type ExploreCase } from '../../explore/explore-case.js';
 import { deterministicChromeTrace } from '../../explore/deterministic-chrome-trace.js';
 import { story } from '../../explore/story.js';
