@@ -6,7 +6,7 @@
 import { messageTypeOf } from '../actors/codec.js';
 
 /** Int32 words per actor. */
-const WORDS = 4;
+const WORDS = 5;
 /** 1 while handling a message, 0 while waiting for one. */
 const BUSY = 0;
 /** Messages handled so far (wraps; compared for change only). */
@@ -15,6 +15,8 @@ const HANDLED = 1;
 const LAST = 2;
 /** Times the worker went to sleep waiting for a message. */
 const SLEEPS = 3;
+/** Messages sent so far (wraps; compared for change only): a silent actor handles messages but sends none. */
+const SENT = 4;
 
 export function allocateStatus(actors: number): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(actors * WORDS * 4);
@@ -46,6 +48,10 @@ export class StatusWriter {
   slept(): void {
     Atomics.add(this.#words, this.#base + SLEEPS, 1);
   }
+
+  sent(): void {
+    Atomics.add(this.#words, this.#base + SENT, 1);
+  }
 }
 
 export interface ActorStatus {
@@ -53,6 +59,7 @@ export interface ActorStatus {
   readonly handled: number;
   readonly last: string;
   readonly sleeps: number;
+  readonly sent: number;
 }
 
 export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
@@ -64,5 +71,6 @@ export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
     handled: Atomics.load(words, base + HANDLED),
     last: code < 0 ? 'nothing yet' : (messageTypeOf(code) ?? `code ${code}`),
     sleeps: Atomics.load(words, base + SLEEPS),
+    sent: Atomics.load(words, base + SENT),
   };
 }

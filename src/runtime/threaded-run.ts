@@ -13,6 +13,7 @@ import { actorName } from '../actors/create-actor.js';
 import type { RunConfig } from '../actors/run-config.js';
 import { allocateSharedState } from '../actors/shared-views.js';
 import type { Violation } from '../core/invariants.js';
+import { retName } from '../core/errno.js';
 import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
 import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../workers/actor-worker.js';
 import { nodeEndpoint } from '../workers/comlink-endpoint.js';
@@ -42,6 +43,8 @@ export interface RunOptions {
   readonly onProgress?: (conversions: number, violations: number) => void;
   /** Sample the run for the HTML report (memory map, mappings, conversions over time). */
   readonly sample?: { readonly intervalMs: number };
+  /** Aborting it interrupts the run (Ctrl-C): it ends in a RunAbortedError with `interrupted` set and the partial results. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ActorInfo {
@@ -71,14 +74,39 @@ export interface RunReport {
   readonly series?: RunSeries;
   /** With `sample`: the merged latency histograms (`phase|sizeClass`, buckets in nanoseconds). */
   readonly histograms?: PhaseHistograms;
+  /** A run that broke or was interrupted: the actors that did not answer (crashed or hung), whose counters and trace are missing. */
+  readonly unanswered?: string[];
 }
 
-/** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
+/**
+ * The run could not complete: a worker crashed, hung, or the actors
+ * deadlocked, or it was interrupted. `partial` holds what the actors that
+ * still answered had done.
+ */
 export class RunAbortedError extends Error {
-  constructor(message: string) {
+  /** What happened before the run stopped, from the actors that still answered. */
+  partial: RunReport | undefined;
+
+  /** True when the run was interrupted (RunOptions.signal), not broken. */
+  readonly interrupted: boolean;
+
+  constructor(message: string, interrupted = false) {
     super(message);
     this.name = 'RunAbortedError';
+    this.interrupted = interrupted;
   }
+}
+
+/** How long a broken run waits for each actor's last snapshot. */
+const PARTIAL_SNAPSHOT_MS = 1000;
+
+/** `work`, or undefined if it fails or takes longer than `ms`. */
+function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([work.catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
 }
 
 interface Spawned {
@@ -112,6 +140,13 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
   const fail = (message: string): void => {
     if (!finished) abort?.(new RunAbortedError(message));
   };
+  const interrupt = (): void => {
+    if (!finished) abort?.(new RunAbortedError(`interrupted (${String(options.signal?.reason ?? 'signal')})`, true));
+  };
+  if (options.signal?.aborted === true) interrupt();
+  options.signal?.addEventListener('abort', interrupt, { once: true });
+  let started = performance.now();
+  let sampler: RunSampler | undefined;
 
   try {
     for (const [role, actor, index] of roles) {
@@ -142,10 +177,10 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const kvm = byName.get('kvm')!;
     const containers = spawned.filter((s) => s.role === 'vfio-container');
     const vcpus = spawned.filter((s) => s.role === 'vcpu');
-    const started = performance.now();
+    started = performance.now();
     // Counter values only from the containers (live mappings): the sampler counts shared pages itself.
     const gauges = (counters: boolean) => Promise.all(spawned.map((s) => s.remote.gauges(counters && s.role === 'vfio-container')));
-    const sampler = options.sample === undefined ? undefined : new RunSampler({
+    sampler = options.sample === undefined ? undefined : new RunSampler({
       bitmap: new SharedBitmap(blocksOf(config), shared.bitmap),
       gauges: () => gauges(true),
       recentConversions: (after) => kvm.remote.recentConversions(after),
@@ -160,7 +195,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
       await race(aborted, kvm.remote.kick());
       for (const c of containers) {
         const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
-        if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${ret} (raise the type1 entry limit?)`);
+        if (ret !== 0) throw new RunAbortedError(`${c.name}: registering the VFIO listener failed with ${retName(ret)} (raise the type1 entry limit?)`);
       }
       const progress = options.onProgress === undefined ? undefined : setInterval(() => {
         void gauges(false).then((g) => options.onProgress?.(
@@ -200,14 +235,43 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     if (options.traceLimit === undefined) return result;
     const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
     return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };
+  } catch (error) {
+    if (error instanceof RunAbortedError && spawned.length > 0) {
+      error.partial = await partialReport(spawned, config, options, performance.now() - started, sampler);
+    }
+    throw error;
   } finally {
     finished = true;
+    options.signal?.removeEventListener('abort', interrupt);
     for (const sab of mailboxes) closeMailbox(sab);
     await Promise.all(spawned.map(async (s) => {
       s.remote[releaseProxy]();
       await s.worker.terminate();
     }));
   }
+}
+
+/**
+ * What a run that broke (or was interrupted) had done: every actor that
+ * still answers is stopped and snapshotted; the ones that do not (crashed,
+ * hung) are listed in `unanswered`.
+ */
+async function partialReport(spawned: Spawned[], config: RunConfig, options: RunOptions, elapsedMs: number,
+  sampler: RunSampler | undefined): Promise<RunReport | undefined> {
+  await Promise.all(spawned.map((s) => within(s.remote.stop(), PARTIAL_SNAPSHOT_MS)));
+  const answers = await Promise.all(spawned.map((s) => within(s.remote.snapshot(), PARTIAL_SNAPSHOT_MS)));
+  const answered = spawned.filter((_, i) => answers[i] !== undefined);
+  const snapshots = answers.filter((a): a is ActorSnapshot => a !== undefined);
+  if (snapshots.length === 0) return undefined;
+  const series = sampler?.partial();
+  const base: RunReport = {
+    ...report(snapshots, answered, elapsedMs),
+    ...(series === undefined ? {} : { series, histograms: mergePhaseHistograms(snapshots.map((s) => s.profile)) }),
+    unanswered: spawned.filter((_, i) => answers[i] === undefined).map((s) => s.name),
+  };
+  if (options.traceLimit === undefined) return base;
+  const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: answered[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
+  return { ...base, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed}; stopped early)`) };
 }
 
 /** Device hot-plug while conversions run: detach and re-attach containers in turn. */
@@ -218,7 +282,7 @@ async function hotplugLoop(containers: Spawned[], config: RunConfig, done: () =>
     await race(aborted, c.remote.detach());
     await new Promise((resolve) => setTimeout(resolve, 5));
     const ret = await race(aborted, c.remote.attach({ offset: 0, size: config.guestMem, iova: config.gpaBase }));
-    if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${ret}`);
+    if (ret !== 0) throw new RunAbortedError(`${c.name}: re-registering after hot-plug failed with ${retName(ret)}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -227,6 +291,9 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
   vcpusDone: () => boolean, fail: (message: string) => void): NodeJS.Timeout {
   const lastHandled = spawned.map(() => -1);
   const stuckSince = spawned.map(() => 0);
+  // Per actor: the sent counter last seen, and messages handled since it last changed.
+  const lastSent = spawned.map(() => -1);
+  const handledSinceSend = spawned.map(() => 0);
   let idleSince = 0;
   return setInterval(() => {
     const now = performance.now();
@@ -235,6 +302,12 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       const st = readStatus(status, s.actor);
       const waiting = pendingMessages(mailboxes[s.actor]!);
       if (st.busy || waiting > 0) allIdle = false;
+      if (st.sent !== lastSent[i]) {
+        lastSent[i] = st.sent;
+        handledSinceSend[i] = 0;
+      } else if (st.handled !== lastHandled[i] && lastHandled[i]! >= 0) {
+        handledSinceSend[i]! += (st.handled - lastHandled[i]!) | 0;
+      }
       if (st.handled !== lastHandled[i]) {
         lastHandled[i] = st.handled;
         stuckSince[i] = now;
@@ -246,7 +319,11 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       if (idleSince === 0) idleSince = now;
       else if (now - idleSince > DEADLOCK_MS) {
         const summary = spawned.map((s) => `${s.name}: last ${readStatus(status, s.actor).last}`).join(', ');
-        fail(`deadlock: every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
+        // A silent actor: it keeps taking messages but has sent nothing since (a request it never answered).
+        const silent = spawned.map((s, i) => ({ s, n: handledSinceSend[i]! })).filter((x) => x.n > 0).sort((a, b) => b.n - a.n)[0];
+        const who = silent === undefined ? '' : `actor ${silent.s.name} (${silent.s.role}) went silent: it took ${silent.n} message(s) ` +
+          `(last ${readStatus(status, silent.s.actor).last}) and sent nothing back; `;
+        fail(`deadlock: ${who}every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
       }
     } else {
       idleSince = 0;
@@ -283,9 +360,10 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
       dmaAccesses['dma-to-stale'] += s.stats['dmaToStale'] ?? 0;
     }
   }
-  const kvm = snapshots.find((s) => s.role === 'kvm-exit')!;
-  const conversions = kvm.stats['conversions'] ?? 0;
-  const stopTrace = kvm.trace.find((t) => t.startsWith('vm stop: '));
+  // The KVM exit handler is missing only from a broken run's partial report (it crashed or hung).
+  const kvm = snapshots.find((s) => s.role === 'kvm-exit');
+  const conversions = kvm?.stats['conversions'] ?? 0;
+  const stopTrace = kvm?.trace.find((t) => t.startsWith('vm stop: '));
   return {
     actors: snapshots.map((s, i) => ({ role: s.role, id: s.name, threadId: spawned[i]!.threadId })),
     conversions,
@@ -293,11 +371,11 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
     dmaUnmaps,
     dmaAccesses,
     violations,
-    vmStopped: (kvm.stats['vmStopped'] ?? 0) === 1,
+    vmStopped: (kvm?.stats['vmStopped'] ?? 0) === 1,
     stopReason: stopTrace?.slice('vm stop: '.length),
     elapsedMs,
     conversionsPerSec: elapsedMs > 0 ? (conversions / elapsedMs) * 1000 : 0,
-    quiescentChecks: kvm.stats['quiescentChecks'] ?? 0,
+    quiescentChecks: kvm?.stats['quiescentChecks'] ?? 0,
     stats,
     phases: mergePhases(snapshots.map((s) => s.profile)),
   };

@@ -102,6 +102,7 @@ class ActorHost {
     const prng = new Prng(config.setup.config.seed * 1000 + config.actor);
     const outboxes = this.#outboxes;
     const delivering = (): boolean => this.#delivering;
+    const status = this.#status;
     const trace = this.#trace;
     const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit);
     this.#recorder = recorder;
@@ -119,6 +120,7 @@ class ActorHost {
           encodeMessage(message, slot, offset);
           slot[offset + FLOW_WORD] = flowId;
         });
+        status.sent();
         // A send outside a handled message (a comlink call from the host, or a conversion the
         // KVM exit handler's p-queue admits in a later microtask) gets its own slice, so the flow
         // arrow has a slice to start from.
