@@ -15,8 +15,12 @@ const HANDLED = 1;
 const LAST = 2;
 /** Times the worker went to sleep waiting for a message. */
 const SLEEPS = 3;
-/** Messages sent so far (wraps; compared for change only): a silent actor handles messages but sends none. */
-const SENT = 4;
+/**
+ * HANDLED as it will stand once the message being handled at the last send
+ * is done: when HANDLED passes it, the actor took a message and sent
+ * nothing in reply (a silent actor).
+ */
+const HANDLED_AT_SEND = 4;
 
 export function allocateStatus(actors: number): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(actors * WORDS * 4);
@@ -50,7 +54,8 @@ export class StatusWriter {
   }
 
   sent(): void {
-    Atomics.add(this.#words, this.#base + SENT, 1);
+    const busy = Atomics.load(this.#words, this.#base + BUSY);
+    Atomics.store(this.#words, this.#base + HANDLED_AT_SEND, Atomics.load(this.#words, this.#base + HANDLED) + busy);
   }
 }
 
@@ -59,7 +64,8 @@ export interface ActorStatus {
   readonly handled: number;
   readonly last: string;
   readonly sleeps: number;
-  readonly sent: number;
+  /** Messages taken since the actor last sent anything. */
+  readonly handledSinceSend: number;
 }
 
 export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
@@ -71,6 +77,6 @@ export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
     handled: Atomics.load(words, base + HANDLED),
     last: code < 0 ? 'nothing yet' : (messageTypeOf(code) ?? `code ${code}`),
     sleeps: Atomics.load(words, base + SLEEPS),
-    sent: Atomics.load(words, base + SENT),
+    handledSinceSend: (Atomics.load(words, base + HANDLED) - Atomics.load(words, base + HANDLED_AT_SEND)) | 0,
   };
 }

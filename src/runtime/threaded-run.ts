@@ -291,9 +291,6 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
   vcpusDone: () => boolean, fail: (message: string) => void): NodeJS.Timeout {
   const lastHandled = spawned.map(() => -1);
   const stuckSince = spawned.map(() => 0);
-  // Per actor: the sent counter last seen, and messages handled since it last changed.
-  const lastSent = spawned.map(() => -1);
-  const handledSinceSend = spawned.map(() => 0);
   let idleSince = 0;
   return setInterval(() => {
     const now = performance.now();
@@ -302,12 +299,6 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       const st = readStatus(status, s.actor);
       const waiting = pendingMessages(mailboxes[s.actor]!);
       if (st.busy || waiting > 0) allIdle = false;
-      if (st.sent !== lastSent[i]) {
-        lastSent[i] = st.sent;
-        handledSinceSend[i] = 0;
-      } else if (st.handled !== lastHandled[i] && lastHandled[i]! >= 0) {
-        handledSinceSend[i]! += (st.handled - lastHandled[i]!) | 0;
-      }
       if (st.handled !== lastHandled[i]) {
         lastHandled[i] = st.handled;
         stuckSince[i] = now;
@@ -319,10 +310,15 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       if (idleSince === 0) idleSince = now;
       else if (now - idleSince > DEADLOCK_MS) {
         const summary = spawned.map((s) => `${s.name}: last ${readStatus(status, s.actor).last}`).join(', ');
-        // A silent actor: it keeps taking messages but has sent nothing since (a request it never answered).
-        const silent = spawned.map((s, i) => ({ s, n: handledSinceSend[i]! })).filter((x) => x.n > 0).sort((a, b) => b.n - a.n)[0];
-        const who = silent === undefined ? '' : `actor ${silent.s.name} (${silent.s.role}) went silent: it took ${silent.n} message(s) ` +
-          `(last ${readStatus(status, silent.s.actor).last}) and sent nothing back; `;
+        // A silent actor took a message and has sent nothing since: first one whose last message was a
+        // request (it never answered), else one whose last was a reply (replies end in `Done`; it never went
+        // on). The KVM exit handler holds exits by design (its p-queue admits them one conversion at a
+        // time), and a vCPU whose workload ended stops sending.
+        const quiet = spawned.map((s) => ({ s, st: readStatus(status, s.actor) }))
+          .filter(({ s, st }) => st.handledSinceSend > 0 && s.role !== 'vcpu' && !(s.role === 'kvm-exit' && st.last === 'exit'));
+        const silent = quiet.find(({ st }) => !st.last.endsWith('Done')) ?? quiet[0];
+        const who = silent === undefined ? '' : `actor ${silent.s.name} (${silent.s.role}) went silent: it took ${silent.st.handledSinceSend} message(s) ` +
+          `(last ${silent.st.last}) and sent nothing back; `;
         fail(`deadlock: ${who}every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
       }
     } else {

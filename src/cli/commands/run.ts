@@ -1,5 +1,4 @@
 /** `convsim run`: the protocol on real threads, under a guest workload. */
-import { writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
@@ -9,7 +8,7 @@ import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
 import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
-import { RunAbortedError, runThreaded, type RunOptions, type RunReport } from '../../runtime/threaded-run.js';
+import { RunAbortedError, runThreaded, type RunOptions } from '../../runtime/threaded-run.js';
 import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, workloadFitProblem } from '../../actors/run-limits.js';
 import { parseCommandLine } from '../command-line.js';
 import { checkWritable } from '../check-writable.js';
@@ -17,8 +16,7 @@ import { parseChoice, parseCount, parseSize, parseLimited } from '../option-valu
 import { showValue } from '../show-value.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { ProgressLine } from '../progress.js';
-import { renderHtmlReport } from '../../report/html-report.js';
-import { reportData } from '../../report/report-data.js';
+import { writeRunResults, type RunOutputs } from '../run-results.js';
 
 export const RUN_HELP = `convsim run [options]
   Run the protocol on real threads (one worker per vCPU, KVM exit handler,
@@ -41,7 +39,9 @@ export const RUN_HELP = `convsim run [options]
   --report FILE.html   write a self-contained HTML report (memory map over time, conversions/s,
                        live IOMMU mappings, latency histograms); samples the run every ~100 ms
   --json               one JSON object on stdout (always includes the profile)
-  Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock).`;
+  Exit: 0 no violation, 1 violations, 2 bad options, 3 the run broke (crash, hang, deadlock),
+  130/143 interrupted (SIGINT/SIGTERM); a broken or interrupted run still writes its summary,
+  --json, trace and report of what happened so far, marked as such.`;
 
 /** Parse `run` options into a RunConfig (exported for tests). */
 export function parseRunOptions(argv: string[]): {
@@ -136,68 +136,44 @@ export async function runCommand(argv: string[]): Promise<number> {
   const crash = injectedFault(config);
   if (trace !== undefined) checkWritable('trace', trace.file);
   if (report !== undefined) checkWritable('report', report);
+  const outputs: RunOutputs = { json, profile, traceFile: trace?.file, reportFile: report };
   const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
-  let result: RunReport;
+  // Ctrl-C or SIGTERM stops the run and keeps its results; a second one exits at once.
+  const interrupt = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled !== undefined) process.exit(signalExitCode(signal));
+    signalled = signal;
+    interrupt.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    result = await runThreaded(config, {
+    const result = await runThreaded(config, {
       ...(progress === undefined ? {} : { onProgress: (n: number, violations: number) => progress.update(n, violations) }),
       ...(crash === undefined ? {} : { crash }),
       ...(trace === undefined ? {} : { traceLimit: trace.limit }),
       ...(report === undefined ? {} : { sample: { intervalMs: 100 } }),
+      signal: interrupt.signal,
     });
+    progress?.clear();
+    writeRunResults(config, result, outputs, { status: 'complete' });
+    return result.violations.length > 0 ? EXIT_VIOLATIONS : EXIT_OK;
   } catch (error) {
     progress?.clear();
-    if (error instanceof RunAbortedError) {
-      process.stderr.write(`convsim run: ${error.message}\n`);
-      return EXIT_RUNTIME;
-    }
-    throw error;
+    if (!(error instanceof RunAbortedError)) throw error;
+    process.stderr.write(`convsim run: ${error.message}\n`);
+    const end = { status: error.interrupted ? 'interrupted' : 'broken', reason: error.message } as const;
+    if (error.partial !== undefined) writeRunResults(config, error.partial, outputs, end);
+    else process.stderr.write('convsim run: no actor answered: nothing to keep\n');
+    return error.interrupted ? signalExitCode(signalled ?? 'SIGINT') : EXIT_RUNTIME;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  progress?.clear();
-  if (trace !== undefined && result.trace !== undefined) {
-    writeFileSync(trace.file, JSON.stringify(result.trace));
-    const note = result.trace.otherData['note'];
-    if (typeof note === 'string') process.stderr.write(`convsim run: ${note}\n`);
-  }
-  if (report !== undefined) writeFileSync(report, renderHtmlReport(reportData(config, result)));
-  const { trace: _trace, series: _series, histograms: _histograms, ...printable } = result;
-  result = printable;
-  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
-  const output = { config, ...result, peakRssMiB };
-  if (json) process.stdout.write(`${JSON.stringify(output)}\n`);
-  else {
-    process.stdout.write(summary(config, result, peakRssMiB));
-    if (profile) process.stdout.write(profileTable(result));
-  }
-  return result.violations.length > 0 ? EXIT_VIOLATIONS : EXIT_OK;
 }
 
-function summary(config: RunConfig, r: RunReport, peakRssMiB: number): string {
-  const lines = [
-    `convsim run: ${config.workload}, ${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join('+')}, ` +
-      `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, ` +
-      `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
-    `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
-    `conversions:  ${r.conversions} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
-    `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
-      `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
-    `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,
-    `violations:   ${r.violations.length === 0 ? 'none' : r.violations.length}`,
-    ...r.violations.slice(0, 10).map((v) => `  ${v.invariant}: ${v.message}`),
-  ];
-  if (r.violations.length > 10) lines.push(`  ... ${r.violations.length - 10} more (see --json)`);
-  return `${lines.join('\n')}\n`;
-}
-
-const us = (ns: number): string => (ns / 1000 >= 100 ? (ns / 1000).toFixed(0) : (ns / 1000).toFixed(1));
-
-/** The `--profile` table: latency per phase and size class (microseconds), then the counters. */
-function profileTable(r: RunReport): string {
-  const rows = [['phase', 'size', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max'],
-    ...r.phases.map((p) => [p.phase, p.sizeClass, String(p.count), us(p.p50), us(p.p90), us(p.p99), us(p.p999), us(p.max)])];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const lines = rows.map((row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
-  const counters = Object.entries(r.stats).map(([actor, stats]) =>
-    `  ${actor.padEnd(6)} ${Object.entries(stats).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  return ['', 'latency (us, exit to resume and its phases):', ...lines.map((l) => `  ${l}`), '', 'counters:', ...counters, ''].join('\n');
+/** The shell's convention: 128 + the signal number (SIGINT 130, SIGTERM 143). */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? 143 : 130;
 }
