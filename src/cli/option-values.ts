@@ -36,3 +36,12 @@ export function parseSize(option: string, value: string): number {
 export function parseLimited(option: string, value: string, limits: { readonly min: number; readonly max: number }): number {
   return parseCount(option, value, limits.min, limits.max);
 }
+
+/** A time window `START-END` in seconds (decimals allowed, START < END), as milliseconds. */
+export function parseTimeWindow(option: string, value: string): { fromMs: number; toMs: number } {
+  const match = /^(\d{1,7}(?:\.\d{1,3})?)-(\d{1,7}(?:\.\d{1,3})?)$/.exec(value);
+  const fromMs = match === null ? NaN : Number(match[1]) * 1000;
+  const toMs = match === null ? NaN : Number(match[2]) * 1000;
+  if (!(fromMs < toMs)) throw new UsageError(`--${option}: ${showValue(value)} must be START-END in seconds with START < END, e.g. 2-5 or 0.5-1.5`);
+  return { fromMs, toMs };
+}

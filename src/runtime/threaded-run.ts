@@ -23,6 +23,7 @@ import { mergePhaseHistograms, mergePhases, type PhaseHistograms, type PhaseRow 
 import { SharedBitmap } from '../core/shared-bitmap.js';
 import { blocksOf } from '../actors/shared-views.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
+import { nowUs } from '../workers/trace-recorder.js';
 import { RunSampler, type RunSeries } from './run-sampler.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
@@ -39,6 +40,8 @@ export interface RunOptions {
   readonly crash?: { readonly actor: string } & CrashSpec;
   /** Record a Chrome trace of at most this many events in all. */
   readonly traceLimit?: number;
+  /** Record the trace only from `fromMs` to `toMs` after the run starts (with `traceLimit`). */
+  readonly traceWindow?: { readonly fromMs: number; readonly toMs: number };
   /** Called every ~200 ms with conversions done and violations found so far (not de-duplicated). */
   readonly onProgress?: (conversions: number, violations: number) => void;
   /** Sample the run for the HTML report (memory map, mappings, conversions over time). */
@@ -119,6 +122,8 @@ interface Spawned {
 }
 
 export async function runThreaded(config: RunConfig, options: RunOptions = {}): Promise<RunReport> {
+  // The trace's time origin (and --trace-window's): the moment the run was asked for.
+  const originUs = nowUs();
   const topology = makeTopology(config.containers.length, config.vcpus);
   const shared = allocateSharedState(config);
   const roles: Array<[ActorRole, number, number]> = [
@@ -168,6 +173,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
         status,
         ...(options.crash?.actor === s.name ? { crash: { after: options.crash.after, how: options.crash.how } } : {}),
         ...(options.traceLimit === undefined ? {} : { traceLimit: Math.max(2, Math.floor(options.traceLimit / roles.length)) }),
+        ...(options.traceWindow === undefined ? {} : { traceWindow: { fromUs: originUs + options.traceWindow.fromMs * 1000, toUs: originUs + options.traceWindow.toMs * 1000 } }),
       };
       s.threadId = await s.remote.configure(workerConfig);
       await s.remote.start();
@@ -233,11 +239,10 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const sampled = series === undefined ? {} : { series, histograms: mergePhaseHistograms(snapshots.map((s) => s.profile)) };
     const result = { ...report(snapshots, spawned, elapsedMs), ...sampled };
     if (options.traceLimit === undefined) return result;
-    const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
-    return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };
+    return { ...result, trace: traceOf(snapshots, spawned, options.traceLimit, originUs, `convsim run (${config.workload}, seed ${config.seed})`) };
   } catch (error) {
     if (error instanceof RunAbortedError && spawned.length > 0) {
-      error.partial = await partialReport(spawned, config, options, performance.now() - started, sampler);
+      error.partial = await partialReport(spawned, config, options, performance.now() - started, sampler, originUs);
     }
     throw error;
   } finally {
@@ -257,7 +262,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
  * hung) are listed in `unanswered`.
  */
 async function partialReport(spawned: Spawned[], config: RunConfig, options: RunOptions, elapsedMs: number,
-  sampler: RunSampler | undefined): Promise<RunReport | undefined> {
+  sampler: RunSampler | undefined, originUs: number): Promise<RunReport | undefined> {
   await Promise.all(spawned.map((s) => within(s.remote.stop(), PARTIAL_SNAPSHOT_MS)));
   const answers = await Promise.all(spawned.map((s) => within(s.remote.snapshot(), PARTIAL_SNAPSHOT_MS)));
   const answered = spawned.filter((_, i) => answers[i] !== undefined);
@@ -270,8 +275,16 @@ async function partialReport(spawned: Spawned[], config: RunConfig, options: Run
     unanswered: spawned.filter((_, i) => answers[i] === undefined).map((s) => s.name),
   };
   if (options.traceLimit === undefined) return base;
-  const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: answered[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
-  return { ...base, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed}; stopped early)`) };
+  return { ...base, trace: traceOf(snapshots, answered, options.traceLimit, originUs, `convsim run (${config.workload}, seed ${config.seed}; stopped early)`) };
+}
+
+/** The Chrome trace of the actors' snapshots (`spawned[i]` is the actor of `snapshots[i]`). */
+function traceOf(snapshots: readonly ActorSnapshot[], spawned: readonly Spawned[], limit: number, originUs: number, title: string): ChromeTrace {
+  const tracks = snapshots.map((s, i) => ({
+    name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped,
+    ...(s.traceCoverage === undefined ? {} : { coverage: s.traceCoverage }),
+  }));
+  return buildChromeTrace(tracks, limit, title, originUs);
 }
 
 /** Device hot-plug while conversions run: detach and re-attach containers in turn. */

@@ -12,7 +12,7 @@ import { RunAbortedError, runThreaded, type RunOptions } from '../../runtime/thr
 import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, workloadFitProblem } from '../../actors/run-limits.js';
 import { parseCommandLine } from '../command-line.js';
 import { checkWritable } from '../check-writable.js';
-import { parseChoice, parseCount, parseSize, parseLimited } from '../option-values.js';
+import { parseChoice, parseCount, parseSize, parseLimited, parseTimeWindow } from '../option-values.js';
 import { showValue } from '../show-value.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { ProgressLine } from '../progress.js';
@@ -35,7 +35,11 @@ export const RUN_HELP = `convsim run [options]
   --check-every N      conversions between quiescent checks (default 2000)
   --profile            per-phase latency (p50/p90/p99/p99.9/max) and counters
   --trace FILE         write a Chrome trace (open in ui.perfetto.dev or chrome://tracing)
-  --trace-limit N      at most N trace events (default 200000; a note says when reached)
+  --trace-limit N      at most N trace events (default 200000); past it each worker keeps
+                       its recent events in full and an even sample of older ones (the
+                       file and stderr say what was dropped and each track's coverage)
+  --trace-window S-E   trace only from S to E seconds after the start, e.g. 2-5 (in full,
+                       within --trace-limit)
   --report FILE.html   write a self-contained HTML report (memory map over time, conversions/s,
                        live IOMMU mappings, latency histograms); samples the run every ~100 ms
   --json               one JSON object on stdout (always includes the profile)
@@ -45,7 +49,8 @@ export const RUN_HELP = `convsim run [options]
 
 /** Parse `run` options into a RunConfig (exported for tests). */
 export function parseRunOptions(argv: string[]): {
-  config: RunConfig; json: boolean; profile: boolean; trace: { file: string; limit: number } | undefined; report: string | undefined;
+  config: RunConfig; json: boolean; profile: boolean; report: string | undefined;
+  trace: { file: string; limit: number; window: { fromMs: number; toMs: number } | undefined } | undefined;
 } {
   const { values, positionals } = parseCommandLine('run', argv, {
       vcpus: { type: 'string', default: '4' },
@@ -63,6 +68,7 @@ export function parseRunOptions(argv: string[]): {
       profile: { type: 'boolean', default: false },
       trace: { type: 'string' },
       'trace-limit': { type: 'string', requires: 'trace' },
+      'trace-window': { type: 'string', requires: 'trace' },
       report: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`run: unexpected argument ${showValue(positionals[0])} (run takes only options)`);
@@ -105,7 +111,11 @@ export function parseRunOptions(argv: string[]): {
     maxMemslots: 512,
     registrationOrder: 'serialized',
   };
-  const trace = values.trace === undefined ? undefined : { file: values.trace, limit: parseCount('trace-limit', values['trace-limit'] ?? '200000', 100, 1e8) };
+  const trace = values.trace === undefined ? undefined : {
+    file: values.trace,
+    limit: parseCount('trace-limit', values['trace-limit'] ?? '200000', 100, 1e8),
+    window: values['trace-window'] === undefined ? undefined : parseTimeWindow('trace-window', values['trace-window']),
+  };
   return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
 }
 
@@ -153,6 +163,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       ...(progress === undefined ? {} : { onProgress: (n: number, violations: number) => progress.update(n, violations) }),
       ...(crash === undefined ? {} : { crash }),
       ...(trace === undefined ? {} : { traceLimit: trace.limit }),
+      ...(trace?.window === undefined ? {} : { traceWindow: trace.window }),
       ...(report === undefined ? {} : { sample: { intervalMs: 100 } }),
       signal: interrupt.signal,
     });
