@@ -79,7 +79,7 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number, end: RunEn
       `${formatSize(config.guestMem)} guest, ${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, ` +
       `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
     `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
-    `conversions:  ${r.conversions}${r.conversions !== config.conversions ? ` (asked for ${config.conversions}; the vCPUs split them and finish their last ones)` : ''} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
+    `conversions:  ${r.conversions}${r.conversions !== config.conversions ? ` (asked for ${config.conversions}: each vCPU stops after the guest action that reaches its share, and one action can take several exits)` : ''} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
     `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
     `VM:           ${r.vmStopped ? `stopped: ${r.stopReason ?? 'conversion failed'}` : 'running'}; peak RSS ${peakRssMiB} MiB`,

@@ -88,7 +88,8 @@ describe('convsim run (real threads)', () => {
       const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000'], { CONVSIM_INJECT_FAULT: fault });
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(message);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      // Progress lines (one per 10 s off a terminal) may come first on a slow machine.
+      expect(r.stderr.trim().split('\n').filter((line) => !line.startsWith('progress: '))).toHaveLength(1);
       // The results so far are kept: the summary, marked as broken.
       expect(r.stdout).toMatch(/^RUN BROKE: /);
       expect(r.stdout).toMatch(/\nconversions: +\d+/);

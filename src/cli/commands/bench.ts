@@ -6,13 +6,15 @@ import { runDeliveriesBench } from '../../bench/deliveries.js';
 import { runExploreBench } from '../../bench/explore.js';
 import { runE2eBench } from '../../bench/e2e.js';
 import { runMailboxBench } from '../../bench/mailbox.js';
+import { renderTree } from '../text-table.js';
 import { UsageError } from '../usage-error.js';
 
 const SUITES = ['bitmap', 'mailbox', 'e2e', 'deliveries', 'explore', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 
 export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
-  Measure; ratios are taken side by side in one run, medians of repetitions.`;
+  Measure; ratios are taken side by side in one run, medians of repetitions.
+  Prints readable tables; --json prints one JSON object instead.`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine('bench', argv, { json: { type: 'boolean', default: false } });
@@ -50,6 +52,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
     result['explore'] = await runExploreBench();
   }
   if (tty) process.stderr.write('\r\x1b[K');
-  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${renderTree(result).join('\n')}\n`);
   return 0;
 }

@@ -287,7 +287,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       const input: ExploreInput = { ...base, expectedSteps };
       const actors = actorCount(iterationCase(input, o.seed).config);
       if (showProgress && o.perOrder) process.stderr.write(`order ${order}:\n`);
-      const progress = showProgress ? new ProgressLine(o.iterations) : undefined;
+      const progress = o.json ? undefined : new ProgressLine(o.iterations, { label: 'iterations', tty: showProgress });
       try {
         const run = await explorePool(pool, {
           input,

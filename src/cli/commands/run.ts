@@ -147,7 +147,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (trace !== undefined) checkWritable('trace', trace.file);
   if (report !== undefined) checkWritable('report', report);
   const outputs: RunOutputs = { json, profile, traceFile: trace?.file, reportFile: report };
-  const progress = !json && process.stderr.isTTY ? new ProgressLine(config.conversions) : undefined;
+  const progress = json ? undefined : new ProgressLine(config.conversions, { label: 'conversions' });
   // Ctrl-C or SIGTERM stops the run and keeps its results; a second one exits at once.
   const interrupt = new AbortController();
   let signalled: NodeJS.Signals | undefined;
