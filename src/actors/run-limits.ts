@@ -17,6 +17,9 @@ export const RUN_LIMITS = {
   dmaEntryLimit: { min: 1, max: 2 ** 32 - 1 },
 } as const;
 
+/** vCPU threads per available core a threaded run allows (see `maxThreadedVcpus`). */
+export const VCPUS_PER_CORE = 8;
+
 /** Largest guest: 1 TiB (2^28 blocks of 4 KiB). */
 export const MAX_GUEST_MEM = TiB;
 

@@ -5,6 +5,7 @@
  * guest pages. The host thread only configures, starts, watches and
  * collects (over comlink); it never touches the data path.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { releaseProxy, wrap, type Remote } from 'comlink';
 import type { ActorRole } from '../actors/actor.js';
@@ -32,6 +33,17 @@ const MAILBOX_CAPACITY = 1024;
 const WATCHDOG_MS = 100;
 /** No progress for this long with messages waiting: an actor stopped answering. */
 const HANG_MS = 3000;
+/**
+ * Actors per core above which the hang limit grows in proportion: with
+ * many more threads than cores (64 vCPUs on 2 cores) a live actor can wait
+ * seconds for a core, which is slow, not hung.
+ */
+const ACTORS_PER_CORE_AT_BASE_LIMIT = 4;
+
+/** The hang limit for `actors` threads on `cores` cores. */
+export function hangLimitMs(actors: number, cores: number): number {
+  return HANG_MS * Math.max(1, actors / (ACTORS_PER_CORE_AT_BASE_LIMIT * Math.max(1, cores)));
+}
 /** Every actor idle, every inbox empty, vCPUs not done, for this long: deadlock. */
 const DEADLOCK_MS = 1000;
 
@@ -305,8 +317,18 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
   const lastHandled = spawned.map(() => -1);
   const stuckSince = spawned.map(() => 0);
   let idleSince = 0;
+  const hangMs = hangLimitMs(spawned.length, availableParallelism());
+  let lastTick = performance.now();
   return setInterval(() => {
     const now = performance.now();
+    // A late tick means the host thread itself was starved of CPU: what it saw is stale, judge nobody.
+    const late = now - lastTick > 10 * WATCHDOG_MS;
+    lastTick = now;
+    if (late) {
+      stuckSince.fill(now);
+      idleSince = 0;
+      return;
+    }
     let allIdle = true;
     spawned.forEach((s, i) => {
       const st = readStatus(status, s.actor);
@@ -315,7 +337,7 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       if (st.handled !== lastHandled[i]) {
         lastHandled[i] = st.handled;
         stuckSince[i] = now;
-      } else if ((st.busy || waiting > 0) && now - stuckSince[i]! > HANG_MS) {
+      } else if ((st.busy || waiting > 0) && now - stuckSince[i]! > hangMs) {
         fail(`actor ${s.name} (${s.role}) stopped answering while handling ${st.last} (${waiting} messages waiting)`);
       }
     });

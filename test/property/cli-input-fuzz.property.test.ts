@@ -87,6 +87,21 @@ const splicedText = fc.tuple(fc.constantFrom(...vectorTexts), fc.nat(), fc.nat({
     return text.slice(0, i) + insert + text.slice(i + cut);
   });
 
+const OP_NAMES = ['addContainer', 'register', 'unregister', 'stateChange', 'convert', 'isPopulated', 'replayPopulated', 'replayDiscarded',
+  'dmaMap', 'dmaUnmap', 'failNextMaps', 'dma', 'toString', '__proto__', 'constructor', 'valueOf', 'hasOwnProperty'];
+const FIELD_NAMES = ['id', 'backend', 'container', 'section', 'offset', 'size', 'iova', 'gpa', 'toPrivate', 'toDiscard', 'count', 'errno',
+  'write', 'dmaEntryLimit', '__proto__', 'constructor', 'toString'];
+const smallInt = fc.oneof(fc.constantFrom(0, 4096, 8192, 16384, 2 ** 53 - 1, 2 ** 53 - 4096), fc.nat({ max: 65536 }).map((n) => n * 4096));
+const fieldValue = fc.oneof(smallInt, fc.boolean(), fc.constantFrom('c0', 'c1', 'type1', 'iommufd', '__proto__'),
+  fc.record({ offset: smallInt, size: smallInt, iova: smallInt }), nasty);
+
+/** Scripts built from the op grammar: real and inherited op names, any subset of fields (none included). */
+const grammarScript = fc.record({
+  config: fc.record({ regionSize: fc.constantFrom(16384, 65536, 2 ** 20, 2 ** 26), mode: fc.constantFrom('legacy', 'inplace') }, { requiredKeys: ['regionSize'] }),
+  ops: fc.array(fc.tuple(fc.constantFrom(...OP_NAMES), fc.dictionary(fc.constantFrom(...FIELD_NAMES), fieldValue, { maxKeys: 5 })).map(
+    ([op, fields]) => ({ op, ...fields })), { maxLength: 12 }),
+}).map((doc) => JSON.stringify(doc));
+
 const OPTION_WORDS = ['--vcpus', '--containers', '--guest-mem', '--mode', '--order', '--rollback', '--in-flight', '--conversions', '--seed',
   '--workload', '--check-every', '--json', '--profile', '--trace', '--trace-limit', '--report', '--strategy', '--depth', '--iterations',
   '--mutant', '--per-order', '--expected-steps', '--threads', '--keep-going', '--vcpu', '-h', '--', '-1', '0', '64', '65', '1T', '2T', '100T',
@@ -104,6 +119,10 @@ describe('fuzzed inputs end in exit 0, 1 or 2 with one line (never an internal e
 
   it('ops: conformance vectors (wrapped or not) with one value replaced', () => {
     assertProperty('ops mutated vectors', fc.property(mutatedVector, (text) => endsCleanly(() => opsOnText(text))), params);
+  });
+
+  it('ops: scripts from the op grammar (inherited names, missing and extra fields)', () => {
+    assertProperty('ops grammar', fc.property(grammarScript, (text) => endsCleanly(() => opsOnText(text))), params);
   });
 
   it('ops: vector text with a random splice', () => {

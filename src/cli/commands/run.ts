@@ -1,5 +1,5 @@
 /** `convsim run`: the protocol on real threads, under a guest workload. */
-import { totalmem } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import type { ContainerSpec, RunConfig, WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
 import { actorName } from '../../actors/create-actor.js';
@@ -9,7 +9,7 @@ import { ROLLBACK_POLICIES } from '../../core/ram-block-attributes.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../../core/vfio/container.js';
 import { RunAbortedError, runThreaded, type RunOptions } from '../../runtime/threaded-run.js';
-import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, workloadFitProblem } from '../../actors/run-limits.js';
+import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, VCPUS_PER_CORE, workloadFitProblem } from '../../actors/run-limits.js';
 import { parseCommandLine } from '../command-line.js';
 import { checkWritable } from '../check-writable.js';
 import { parseChoice, parseCount, parseSize, parseLimited, parseTimeWindow } from '../option-values.js';
@@ -21,7 +21,7 @@ import { writeRunResults, type RunOutputs } from '../run-results.js';
 export const RUN_HELP = `convsim run [options]
   Run the protocol on real threads (one worker per vCPU, KVM exit handler,
   RamBlockAttributes owner and VFIO container).
-  --vcpus N            vCPU threads (default 4)
+  --vcpus N            vCPU threads (default 4; at most 64, and 8 per core: ${maxThreadedVcpus()} here)
   --containers LIST    back-ends, e.g. type1,iommufd (default); type1:LIMIT sets
                        dma_entry_limit (default: raised to fit the guest)
   --guest-mem SIZE     guest RAM, e.g. 1G (default), 64M, 1T
@@ -91,6 +91,9 @@ export function parseRunOptions(argv: string[]): {
   });
   if (containers.length > RUN_LIMITS.containers.max) throw new UsageError(`--containers: at most ${RUN_LIMITS.containers.max} containers, got ${containers.length}`);
   const vcpus = parseLimited('vcpus', values.vcpus!, RUN_LIMITS.vcpus);
+  if (vcpus > maxThreadedVcpus()) {
+    throw new UsageError(`--vcpus: ${vcpus} threads would starve on ${availableParallelism()} core(s): at most ${maxThreadedVcpus()} here (${VCPUS_PER_CORE} per core; convsim explore runs any count up to 64 in one thread)`);
+  }
   const workload = parseChoice<WorkloadName>('workload', values.workload!, WORKLOADS);
   const misfit = workloadFitProblem({ workload, vcpus, guestMem });
   if (misfit !== undefined) throw new UsageError(`--guest-mem: ${misfit}`);
@@ -117,6 +120,16 @@ export function parseRunOptions(argv: string[]): {
     window: values['trace-window'] === undefined ? undefined : parseTimeWindow('trace-window', values['trace-window']),
   };
   return { config, json: values.json!, profile: values.profile!, trace, report: values.report };
+}
+
+/**
+ * Most vCPU threads a threaded run takes on this machine: 64, and at most
+ * {@link VCPUS_PER_CORE} per available core. Beyond that every actor waits
+ * seconds for a core (64 vCPUs on 2 cores ran at 1 conversion/s and ended in
+ * a false hang); `convsim explore` runs any count in one thread.
+ */
+export function maxThreadedVcpus(cores = availableParallelism()): number {
+  return Math.min(RUN_LIMITS.vcpus.max, VCPUS_PER_CORE * Math.max(1, cores));
 }
 
 /**
