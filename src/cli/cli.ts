@@ -3,7 +3,6 @@
  * failure into an exit status and (for user mistakes) one line on stderr.
  * `main.ts` only calls it; tests call it in-process.
  */
-import { createRequire } from 'node:module';
 import { opsCommand, OPS_HELP } from './commands/ops.js';
 import { benchCommand, BENCH_HELP } from './commands/bench.js';
 import { runCommand, RUN_HELP } from './commands/run.js';
@@ -13,6 +12,7 @@ import { shrinkCommand, SHRINK_HELP } from './commands/shrink.js';
 import { mutantsCommand, MUTANTS_HELP } from './commands/mutants.js';
 import { invariantsCommand, INVARIANTS_HELP } from './commands/invariants.js';
 import { didYouMean } from './command-line.js';
+import { convsimVersion } from './convsim-version.js';
 import { oneLine, showValue } from './show-value.js';
 import { EXIT_USAGE, UsageError } from './usage-error.js';
 
@@ -32,11 +32,6 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
 /** Exit status of an internal error (a bug in convsim): EX_SOFTWARE. */
 export const EXIT_INTERNAL = 70;
 
-/** convsim's version, from package.json. */
-export function convsimVersion(): string {
-  const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
-  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-}
 
 function usage(): string {
   return [

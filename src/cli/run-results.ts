@@ -5,6 +5,8 @@
  * files written.
  */
 import { writeFileSync } from 'node:fs';
+import { arch, availableParallelism, cpus, platform, totalmem } from 'node:os';
+import { convsimVersion } from './convsim-version.js';
 import type { RunConfig } from '../actors/run-config.js';
 import { formatSize } from '../core/units.js';
 import { renderHtmlReport } from '../report/html-report.js';
@@ -45,7 +47,8 @@ export function writeRunResults(config: RunConfig, result: RunReport, outputs: R
     if (typeof note === 'string') process.stderr.write(`convsim run: ${note}\n`);
   }
   if (outputs.reportFile !== undefined && result.series !== undefined) {
-    writeFileSync(outputs.reportFile, renderHtmlReport(reportData(config, result)));
+    const status = end.status === 'complete' ? '' : `${end.status}: results so far`;
+    writeFileSync(outputs.reportFile, renderHtmlReport(reportData(config, result, new Date(), provenance(), status)));
     files.push({ path: outputs.reportFile, kind: 'report', open: 'open it in a web browser' });
   }
   const { trace: _trace, series: _series, histograms: _histograms, ...printable } = result;
@@ -66,6 +69,13 @@ export function writeRunResults(config: RunConfig, result: RunReport, outputs: R
   }
   process.stdout.write(summary(config, printable, peakRssMiB, end, files));
   if (outputs.profile && end.status === 'complete') process.stdout.write(profileTable(printable));
+}
+
+/** convsim's version, Node, the machine and the command line, for the report. */
+function provenance(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `convsim ${convsimVersion()} on Node ${process.version}, ${platform()} ${arch()}, ${availableParallelism()} x ${cpu}, ` +
+    `${Math.round(totalmem() / 2 ** 30)} GiB; command: convsim ${process.argv.slice(2).join(' ')}`;
 }
 
 function summary(config: RunConfig, r: RunReport, peakRssMiB: number, end: RunEnd, files: readonly WrittenFile[]): string {

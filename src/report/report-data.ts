@@ -21,6 +21,8 @@ export interface ReportData {
   readonly subtitle: string;
   /** When the report was written (ISO 8601). */
   readonly generatedAt: string;
+  /** What made it: convsim's version, Node, the machine and the command line (one line). */
+  readonly provenance: string;
   /** Headline figures, label and value. */
   readonly summary: ReadonlyArray<readonly [string, string]>;
   readonly violations: ReadonlyArray<{ readonly invariant: string; readonly message: string }>;
@@ -38,17 +40,18 @@ export interface ReportData {
  * Gather the report's data from a run made with `sample` set.
  * @throws Error when the run was not sampled.
  */
-export function reportData(config: RunConfig, report: RunReport, generatedAt = new Date()): ReportData {
+export function reportData(config: RunConfig, report: RunReport, generatedAt = new Date(), provenance = 'convsim', status = ''): ReportData {
   if (report.series === undefined || report.histograms === undefined) throw new Error('the run was not sampled (RunOptions.sample)');
   const containers = config.containers.map((c, i): ReportContainer => (c.backend === 'type1'
     ? { name: `c${i}`, backend: c.backend, dmaEntryLimit: c.dmaEntryLimit }
     : { name: `c${i}`, backend: c.backend }));
   const a = report.dmaAccesses;
   return {
-    title: `convsim run: ${config.workload}`,
+    title: `convsim run: ${config.workload}${status === '' ? '' : ` (${status})`}`,
     subtitle: `${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join(' + ')}, ${formatBytes(config.guestMem)} guest, ` +
       `${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
     generatedAt: generatedAt.toISOString(),
+    provenance,
     summary: [
       ['conversions', String(report.conversions)],
       ['conversions/s', report.conversionsPerSec.toFixed(0)],
