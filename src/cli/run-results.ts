@@ -12,7 +12,7 @@ import { formatSize } from '../core/units.js';
 import { renderHtmlReport } from '../report/html-report.js';
 import { reportData } from '../report/report-data.js';
 import type { RunReport } from '../runtime/threaded-run.js';
-import { groupViolations } from './violation-groups.js';
+import { groupViolations } from '../core/violation-groups.js';
 
 /** Version of the `--json` object's shape; raised when a field changes meaning or goes away. */
 export const RUN_JSON_SCHEMA_VERSION = 2;

@@ -4,6 +4,7 @@ import type { RunConfig } from '../actors/run-config.js';
 import type { RunReport } from '../runtime/threaded-run.js';
 import type { RunSeries } from '../runtime/run-sampler.js';
 import { formatBytes } from './format.js';
+import { groupViolations } from '../core/violation-groups.js';
 
 /** A VFIO container of the run. */
 export interface ReportContainer {
@@ -62,7 +63,8 @@ export function reportData(config: RunConfig, report: RunReport, generatedAt = n
       ['VM', report.vmStopped ? `stopped: ${report.stopReason ?? 'conversion failed'}` : 'running'],
       ['quiescent checks', String(report.quiescentChecks)],
     ],
-    violations: report.violations.map((v) => ({ invariant: v.invariant, message: v.message })),
+    // Grouped by invariant, with counts and the first occurrence (4,000 of one kind are one line).
+    violations: groupViolations(report.violations).map((g) => ({ invariant: `${g.invariant} x${g.count}`, message: `first: ${g.first}` })),
     guestMem: config.guestMem,
     gpaBase: config.gpaBase,
     containers,

@@ -1,5 +1,5 @@
 /** Violations grouped by invariant: how many of each, and the first one found. */
-import type { Violation } from '../core/invariants.js';
+import type { Violation } from './invariants.js';
 
 /** One invariant's violations. */
 export interface ViolationGroup {
