@@ -5,12 +5,12 @@
  */
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
 import type { ContainerSpec, WorkloadName } from '../actors/run-config.js';
-import { PER_CPU_DATA_SIZE, PER_CPU_SPACING } from '../actors/vcpu/selftest-workload.js';
+import { workloadFitProblem } from '../actors/run-limits.js';
 import { TYPE1_DEFAULT_DMA_ENTRY_LIMIT } from '../core/vfio/type1-container.js';
 import { FAULT_KINDS, type FaultKind, type FaultSpec } from '../core/fault-plan.js';
 import { LAYOUTS, type LayoutName } from '../core/machine-layout.js';
 import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
-import { formatSize, isAligned, MiB } from '../core/units.js';
+import { isAligned, MiB } from '../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
 import type { MachineChoice } from '../explore/machine.js';
 import { parseChoice, parseCount, parseSize } from './option-values.js';
@@ -88,12 +88,8 @@ export function parseGuestMem(value: string): number {
 
 /** The workload fits the guest and vCPUs (checked up front, before anything runs). */
 export function checkWorkloadFits(workload: WorkloadName, vcpus: number, guestMem: number): void {
-  if (workload === 'selftest' && (vcpus - 1) * PER_CPU_SPACING + PER_CPU_DATA_SIZE > guestMem) {
-    throw new UsageError(`--workload selftest: needs a 2M+4K chunk every 4M per vCPU, ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`);
-  }
-  if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * MiB) throw new UsageError(`--guest-mem: ${workload} needs at least 64M`);
-  if (workload === 'overlap' && guestMem < 8 * MiB) throw new UsageError('--guest-mem: overlap needs at least 8M');
-  if (workload === 'swiotlb' && guestMem < vcpus * 4 * MiB) throw new UsageError(`--guest-mem: swiotlb needs at least 4M per vCPU`);
+  const misfit = workloadFitProblem({ workload, vcpus, guestMem });
+  if (misfit !== undefined) throw new UsageError(`--guest-mem: ${misfit}`);
 }
 
 /** The fault spec of `--faults` and `--fault-kinds` (undefined without `--faults`). */

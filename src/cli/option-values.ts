@@ -1,11 +1,12 @@
 /** Parsing of option values shared by commands; every failure is a one-line UsageError. */
 import { GiB, KiB, MiB, TiB } from '../core/units.js';
+import { showValue } from './show-value.js';
 import { UsageError } from './usage-error.js';
 
 /** `--name` must be one of `allowed`. */
 export function parseChoice<T extends string>(option: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`--${option}: ${JSON.stringify(value)} is not one of ${allowed.join(', ')}`);
+    throw new UsageError(`--${option}: ${showValue(value)} is not one of ${allowed.join(', ')}`);
   }
   return value as T;
 }
@@ -14,7 +15,7 @@ export function parseChoice<T extends string>(option: string, value: string, all
 export function parseCount(option: string, value: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${option}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
+    throw new UsageError(`--${option}: ${showValue(value)} must be an integer from ${min} to ${max}`);
   }
   return n;
 }
@@ -26,7 +27,21 @@ export function parseSize(option: string, value: string): number {
   const match = /^(\d+)([KMGT]?)i?B?$/i.exec(value);
   const bytes = match === null ? NaN : Number(match[1]) * SUFFIX[match[2]!.toUpperCase()]!;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new UsageError(`--${option}: ${JSON.stringify(value)} is not a size (examples: 4096, 64M, 1G, 1T)`);
+    throw new UsageError(`--${option}: ${showValue(value)} is not a size (examples: 4096, 64M, 1G, 1T)`);
   }
   return bytes;
+}
+
+/** An integer within `limits` (a row of a limits table such as `RUN_LIMITS`). */
+export function parseLimited(option: string, value: string, limits: { readonly min: number; readonly max: number }): number {
+  return parseCount(option, value, limits.min, limits.max);
+}
+
+/** A time window `START-END` in seconds (decimals allowed, START < END), as milliseconds. */
+export function parseTimeWindow(option: string, value: string): { fromMs: number; toMs: number } {
+  const match = /^(\d{1,7}(?:\.\d{1,3})?)-(\d{1,7}(?:\.\d{1,3})?)$/.exec(value);
+  const fromMs = match === null ? NaN : Number(match[1]) * 1000;
+  const toMs = match === null ? NaN : Number(match[2]) * 1000;
+  if (!(fromMs < toMs)) throw new UsageError(`--${option}: ${showValue(value)} must be START-END in seconds with START < END, e.g. 2-5 or 0.5-1.5`);
+  return { fromMs, toMs };
 }

@@ -31,9 +31,9 @@ const NAMES: Readonly<Record<number, string>> = {
   [ENOSPC]: 'ENOSPC',
 };
 
-/** `-28` -> `"-ENOSPC"`, `0` -> `"0"`. */
+/** `-28` -> `"-ENOSPC (-28)"`, `0` -> `"0"`: the name and the number, everywhere a ret is printed. */
 export function retName(ret: Ret): string {
   if (ret === 0) return '0';
-  const name = NAMES[-ret];
-  return name === undefined ? String(ret) : `-${name}`;
+  const name = Object.hasOwn(NAMES, -ret) ? NAMES[-ret] : undefined;
+  return name === undefined ? String(ret) : `-${name} (${ret})`;
 }

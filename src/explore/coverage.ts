@@ -19,7 +19,8 @@ export function coverageLines(coverage: Readonly<Record<string, number>>, iterat
     `coverage over ${iterations} iteration(s):`,
     `  machines: layouts ${group(coverage, 'layout:')}; VFIO sections per machine ${group(coverage, 'sections:')}; ` +
       `IOVA != region offset in ${n('iova-differs-from-offset')}, IOVA != GPA in ${n('iova-differs-from-gpa')}`,
-    `  vCPUs ${group(coverage, 'vcpus:')}; containers ${group(coverage, 'container:')}; rollback ${group(coverage, 'rollback:')}`,
+    `  vCPUs ${group(coverage, 'vcpus:')}; containers ${group(coverage, 'container:')}; rollback ${group(coverage, 'rollback:')}; ` +
+      `backing ${group(coverage, 'mode:')}; hot-plug ${group(coverage, 'hotplug:')}`,
     `  fault rates ${group(coverage, 'faults:')}; faults injected: ${group(coverage, 'faultsInjected:')}; ` +
       `map errors ${n('dmaMapErrors')}, unmap errors ${n('dmaUnmapErrors')}, conversions failed ${n('failedConversions')} of ${n('conversions')}`,
     `  device accesses on their own ${n('deviceAccesses')}: ok ${n('deviceOk')}, IOMMU fault ${n('deviceFault')}, ` +

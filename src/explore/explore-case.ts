@@ -14,6 +14,8 @@ import { autoDmaEntryLimit } from '../actors/device-realize.js';
 import type { Platform } from '../actors/vcpu/conversion-exits.js';
 import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import { findMutant } from './mutants.js';
+import { checkCase } from './check-case.js';
+import { createHash } from 'node:crypto';
 
 export interface ExploreCase {
   readonly config: RunConfig;
@@ -108,27 +110,54 @@ export function runCase(c: ExploreCase, options: { recordTrace?: boolean; record
   });
 }
 
-const TOKEN_PREFIX = 'convsim1.';
+/** The token format: `convsim2.` + base64url JSON of the case + `.` + its checksum. */
+export const TOKEN_PREFIX = 'convsim2.';
+/** Tokens from before the checksum (still accepted, with every field checked). */
+const LEGACY_TOKEN_PREFIX = 'convsim1.';
+/** Either prefix: what makes a string (or a line of a file) a token. */
+export const TOKEN_PREFIXES: readonly string[] = [TOKEN_PREFIX, LEGACY_TOKEN_PREFIX];
 
-/** A pasteable replay token: the case as base64url JSON. */
-export function encodeToken(c: ExploreCase): string {
-  return TOKEN_PREFIX + Buffer.from(JSON.stringify(c)).toString('base64url');
+/** First 12 hex digits of the SHA-256 of the token's payload: a damaged token is refused, never replayed as another case. */
+function checksum(payload: string): string {
+  return createHash('sha256').update(payload).digest('hex').slice(0, 12);
 }
 
-/** Parse a token; throws RangeError with a one-line reason on anything else. */
+/** A pasteable replay token: the case as base64url JSON, with a checksum. */
+export function encodeToken(c: ExploreCase): string {
+  const payload = Buffer.from(JSON.stringify(c)).toString('base64url');
+  return `${TOKEN_PREFIX}${payload}.${checksum(payload)}`;
+}
+
+/** Longest token accepted (characters): far above any real case. */
+export const MAX_TOKEN_LENGTH = 4 * 1024 * 1024;
+
+/**
+ * Parse and check a token: the checksum, then every field against the
+ * bounds of the command line (see `check-case.ts`).
+ * @throws RangeError with a one-line reason on anything else.
+ */
 export function decodeToken(token: string): ExploreCase {
   const text = token.trim();
-  if (!text.startsWith(TOKEN_PREFIX)) throw new RangeError(`not a convsim replay token (expected it to start with ${TOKEN_PREFIX})`);
+  if (text.length > MAX_TOKEN_LENGTH) throw new RangeError(`replay token is longer than ${MAX_TOKEN_LENGTH} characters`);
+  let payload: string;
+  if (text.startsWith(TOKEN_PREFIX)) {
+    const body = text.slice(TOKEN_PREFIX.length);
+    const dot = body.lastIndexOf('.');
+    if (dot < 0) throw new RangeError('replay token is damaged (its checksum is missing: copy the whole token)');
+    payload = body.slice(0, dot);
+    if (checksum(payload) !== body.slice(dot + 1)) throw new RangeError('replay token is damaged (checksum mismatch: copy the whole token)');
+  } else if (text.startsWith(LEGACY_TOKEN_PREFIX)) {
+    payload = text.slice(LEGACY_TOKEN_PREFIX.length);
+  } else {
+    throw new RangeError(`not a convsim replay token (expected it to start with ${TOKEN_PREFIX})`);
+  }
+  if (!/^[A-Za-z0-9_-]*$/.test(payload)) throw new RangeError('replay token is damaged (not base64url)');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(text.slice(TOKEN_PREFIX.length), 'base64url').toString('utf8'));
+    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
   } catch {
     throw new RangeError('replay token is damaged (not base64url JSON)');
   }
-  const c = parsed as Partial<ExploreCase>;
-  if (typeof c !== 'object' || c === null || typeof c.config !== 'object' || typeof c.strategy !== 'string' ||
-    typeof c.scheduleSeed !== 'number' || typeof c.depth !== 'number' || typeof c.expectedSteps !== 'number') {
-    throw new RangeError('replay token is damaged (fields missing)');
-  }
-  return c as ExploreCase;
+  checkCase(parsed);
+  return parsed as ExploreCase;
 }

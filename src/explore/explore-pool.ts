@@ -23,6 +23,8 @@ export interface PoolRunOptions {
   readonly batch?: number;
   /** Called after each finished task with the iterations done so far. */
   readonly onProgress?: (done: number) => void;
+  /** Aborting it stops the exploration (Ctrl-C): tasks in flight are cancelled, what finished is reported. */
+  readonly signal?: AbortSignal;
 }
 
 export interface PoolRunResult {
@@ -37,6 +39,8 @@ export interface PoolRunResult {
   readonly elapsedMs: number;
   /** What the iterations covered, summed (see {@link IterationResult.coverage}), plus `outcome:<outcome>` counts. */
   readonly coverage: Record<string, number>;
+  /** True when `signal` stopped the exploration before every seed was run. */
+  readonly interrupted: boolean;
 }
 
 export const DEFAULT_BATCH = 4;
@@ -88,8 +92,17 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
         return;
       }
       failures.sort((a, b) => a.seed - b.seed);
-      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started, coverage });
+      options.signal?.removeEventListener('abort', interrupt);
+      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started, coverage, interrupted });
     };
+    let interrupted = false;
+    const interrupt = (): void => {
+      interrupted = true;
+      next = end;
+      for (const task of inFlight) task.controller.abort();
+    };
+    if (options.signal?.aborted === true) interrupt();
+    options.signal?.addEventListener('abort', interrupt, { once: true });
     const pump = (): void => {
       while (error === undefined && inFlight.size < window && next < end && next <= stopAt) {
         const start = next;

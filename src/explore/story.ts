@@ -4,6 +4,7 @@
  * Runs of identical steps (a 2 MiB populate repeated 128 times) collapse
  * into one line with a count.
  */
+import { retName } from '../core/errno.js';
 import type { Message } from '../actors/protocol.js';
 import { EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, DMA_OUTCOMES } from '../actors/protocol.js';
 
@@ -32,11 +33,11 @@ function describe(message: Message, to: string): { text: string; fn: string } {
         fn: 'kvm_convert_memory',
       };
     case 'exitDone':
-      return { text: `conversion done (ret ${message.ret}), vCPU resumes`, fn: 'kvm_cpu_exec' };
+      return { text: `conversion done (ret ${retName(message.ret)}), vCPU resumes`, fn: 'kvm_cpu_exec' };
     case 'stateChange':
       return { text: `state change ${hex(message.offset)}+${formatSize(message.size)} to ${message.toDiscard ? 'private (discard)' : 'shared (populate)'}`, fn: 'ram_block_attributes_state_change' };
     case 'stateChangeDone':
-      return { text: `state change returns ${message.ret}`, fn: 'ram_block_attributes_state_change' };
+      return { text: `state change returns ${retName(message.ret)}`, fn: 'ram_block_attributes_state_change' };
     case 'notifyPopulate':
       return to === 'kvm'
         ? { text: `populate ${hex(message.offset)}+${formatSize(message.size)}: KVM attribute + CONVERT_SHARED`, fn: 'CVMPrivateSharedListener (v4 priority 0)' }
@@ -46,13 +47,13 @@ function describe(message: Message, to: string): { text: string; fn: string } {
         ? { text: `discard ${hex(message.offset)}+${formatSize(message.size)}: KVM attribute + CONVERT_PRIVATE`, fn: 'CVMPrivateSharedListener (v4 priority 0)' }
         : { text: `discard ${hex(message.offset)}+${formatSize(message.size)} at IOVA ${hex(message.iova)}: unmap`, fn: 'vfio_ram_discard_notify_discard' };
     case 'notifyDone':
-      return { text: `listener returns ${message.ret}`, fn: 'RamDiscardListener' };
+      return { text: `listener returns ${retName(message.ret)}`, fn: 'RamDiscardListener' };
     case 'register':
       return { text: `register listener for ${hex(message.offset)}+${formatSize(message.size)} at IOVA ${hex(message.iova)} (replays shared runs)`, fn: 'ram_block_attributes_rdm_register_listener' };
     case 'unregister':
       return { text: `unregister listener at IOVA ${hex(message.iova)} (one discard of the section)`, fn: 'ram_block_attributes_rdm_unregister_listener' };
     case 'registerDone':
-      return { text: `(un)registration returns ${message.ret}`, fn: 'vfio_ram_discard_register_listener' };
+      return { text: `(un)registration returns ${retName(message.ret)}`, fn: 'vfio_ram_discard_register_listener' };
     case 'dmaRequest':
       return { text: `device DMA ${message.write ? 'write' : 'read'} ${hex(message.iova)}+${formatSize(message.size)}`, fn: 'device DMA through the IOMMU' };
     case 'dmaDone':

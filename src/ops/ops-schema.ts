@@ -10,6 +10,7 @@ import { ROLLBACK_POLICIES } from '../core/ram-block-attributes.js';
 import { SHARED_BACKINGS } from '../core/shared-backing.js';
 import { isAligned, isOffset, isPowerOfTwo } from '../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
+import { showValue } from '../cli/show-value.js';
 
 export type Op =
   | { op: 'addContainer'; id: string; backend: VfioBackend; dmaEntryLimit?: number }
@@ -70,7 +71,25 @@ const CONFIG_FIELDS: Record<string, FieldKind> = {
   sharedBacking: SHARED_BACKINGS,
 };
 
+/**
+ * Most blocks a region may have (2^20: 4 GiB of 4 KiB blocks, 2 TiB of
+ * 2 MiB blocks). A whole-region conversion walks every block, so this bounds
+ * the time and memory of any one op (about 1 s per 2^20 blocks here).
+ */
+export const MAX_REGION_BLOCKS = 2 ** 20;
+
+/** Most events `convsim ops` prints; beyond it they are counted, not kept (see `eventsOmitted`). */
+export const MAX_PRINTED_EVENTS = 100_000;
+
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Own properties only: an op named `toString` or a field named `__proto__` is not inherited from Object.prototype. */
+const has = (record: object, key: string): boolean => Object.hasOwn(record, key);
+
+/** A field name as it appears in a message (truncated, one line). */
+function showKey(key: string): string {
+  return /^[A-Za-z_$][\w$]{0,40}$/.test(key) ? key : showValue(key);
+}
 
 function describe(kind: FieldKind): string {
   if (Array.isArray(kind)) return `one of ${kind.map((k) => JSON.stringify(k)).join(', ')}`;
@@ -84,7 +103,7 @@ function describe(kind: FieldKind): string {
 
 function checkValue(value: unknown, kind: FieldKind, where: string): void {
   const bad = (): never => {
-    throw new OpsInputError(`${where}: ${JSON.stringify(value)} is not ${describe(kind)}`);
+    throw new OpsInputError(`${where}: ${showValue(value)} is not ${describe(kind)}`);
   };
   if (Array.isArray(kind)) {
     if (typeof value !== 'string' || !kind.includes(value)) bad();
@@ -99,11 +118,11 @@ function checkValue(value: unknown, kind: FieldKind, where: string): void {
       const section = value as Record<string, unknown>;
       for (const key of Object.keys(section)) {
         if (!['offset', 'size', 'iova'].includes(key)) {
-          throw new OpsInputError(`${where}.${key}: unknown field (allowed: offset, size, iova)`);
+          throw new OpsInputError(`${where}.${showKey(key)}: unknown field (allowed: offset, size, iova)`);
         }
       }
       for (const key of ['offset', 'size', 'iova']) {
-        if (!(key in section)) throw new OpsInputError(`${where}.${key}: missing`);
+        if (!has(section, key)) throw new OpsInputError(`${where}.${key}: missing`);
         checkValue(section[key], 'int', `${where}.${key}`);
       }
     }
@@ -113,14 +132,17 @@ function checkValue(value: unknown, kind: FieldKind, where: string): void {
 function parseConfig(raw: unknown, file: string): VmConfig {
   if (!isRecord(raw)) throw new OpsInputError(`${file}: config: must be an object`);
   for (const [key, value] of Object.entries(raw)) {
-    const kind = CONFIG_FIELDS[key];
+    const kind = has(CONFIG_FIELDS, key) ? CONFIG_FIELDS[key] : undefined;
     if (kind === undefined) {
-      throw new OpsInputError(`${file}: config.${key}: unknown field (allowed: ${Object.keys(CONFIG_FIELDS).join(', ')})`);
+      throw new OpsInputError(`${file}: config.${showKey(key)}: unknown field (allowed: ${Object.keys(CONFIG_FIELDS).join(', ')})`);
     }
     checkValue(value, kind, `${file}: config.${key}`);
   }
-  if (!('regionSize' in raw)) throw new OpsInputError(`${file}: config.regionSize: missing`);
+  if (!has(raw, 'regionSize')) throw new OpsInputError(`${file}: config.regionSize: missing`);
   const config = { ...DEFAULT_VM_CONFIG, ...raw } as VmConfig;
+  if (config.regionSize / config.blockSize > MAX_REGION_BLOCKS) {
+    throw new OpsInputError(`${file}: config.regionSize: ${config.regionSize} is more than ${MAX_REGION_BLOCKS} blocks of ${config.blockSize} bytes (the limit; raise blockSize for a larger region)`);
+  }
   if (!isPowerOfTwo(config.blockSize) || config.blockSize < 4096) {
     throw new OpsInputError(`${file}: config.blockSize: ${config.blockSize} must be a power of two >= 4096`);
   }
@@ -142,7 +164,7 @@ function parseConfig(raw: unknown, file: string): VmConfig {
 export function parseOpsScript(doc: unknown, file: string): OpsScript {
   if (!isRecord(doc)) throw new OpsInputError(`${file}: top level must be an object {config, ops}`);
   for (const key of Object.keys(doc)) {
-    if (key !== 'config' && key !== 'ops') throw new OpsInputError(`${file}: ${key}: unknown field (allowed: config, ops)`);
+    if (key !== 'config' && key !== 'ops') throw new OpsInputError(`${file}: ${showKey(key)}: unknown field (allowed: config, ops)`);
   }
   const config = parseConfig(doc['config'], file);
   const rawOps = doc['ops'];
@@ -154,20 +176,20 @@ export function parseOpsScript(doc: unknown, file: string): OpsScript {
     const where = `${file}: ops[${index}]`;
     if (!isRecord(raw)) throw new OpsInputError(`${where}: must be an object`);
     const name = raw['op'];
-    if (typeof name !== 'string' || !(name in OP_FIELDS)) {
-      throw new OpsInputError(`${where}.op: ${JSON.stringify(name)} is not one of ${Object.keys(OP_FIELDS).join(', ')}`);
+    if (typeof name !== 'string' || !has(OP_FIELDS, name)) {
+      throw new OpsInputError(`${where}.op: ${showValue(name)} is not one of ${Object.keys(OP_FIELDS).join(', ')}`);
     }
     const fields = OP_FIELDS[name as OpName];
     for (const [key, value] of Object.entries(raw)) {
       if (key === 'op') continue;
-      const spec = fields[key];
+      const spec = has(fields, key) ? fields[key] : undefined;
       if (spec === undefined) {
-        throw new OpsInputError(`${where}.${key}: unknown field for ${name} (allowed: ${Object.keys(fields).join(', ')})`);
+        throw new OpsInputError(`${where}.${showKey(key)}: unknown field for ${name} (allowed: ${Object.keys(fields).join(', ')})`);
       }
       checkValue(value, spec[0], `${where}.${key}`);
     }
     for (const [key, [, required]] of Object.entries(fields)) {
-      if (required && !(key in raw)) throw new OpsInputError(`${where}.${key}: missing (required by ${name})`);
+      if (required && !has(raw, key)) throw new OpsInputError(`${where}.${key}: missing (required by ${name})`);
     }
     const op = raw as Op;
     checkReferences(op, where, config, containers, registered);
@@ -178,7 +200,7 @@ export function parseOpsScript(doc: unknown, file: string): OpsScript {
 
 function checkReferences(op: Op, where: string, config: VmConfig, containers: Set<string>, registered: Map<string, Set<string>>): void {
   if (op.op === 'addContainer') {
-    if (containers.has(op.id)) throw new OpsInputError(`${where}.id: container ${JSON.stringify(op.id)} already added`);
+    if (containers.has(op.id)) throw new OpsInputError(`${where}.id: container ${showValue(op.id)} already added`);
     if (op.dmaEntryLimit !== undefined && op.backend !== 'type1') {
       throw new OpsInputError(`${where}.dmaEntryLimit: only type1 containers have a DMA entry limit`);
     }
@@ -186,8 +208,17 @@ function checkReferences(op: Op, where: string, config: VmConfig, containers: Se
     registered.set(op.id, new Set());
     return;
   }
-  if ('container' in op && !containers.has(op.container)) {
-    throw new OpsInputError(`${where}.container: ${JSON.stringify(op.container)} is not a container added before (known: ${[...containers].join(', ') || 'none'})`);
+  for (const start of ['gpa', 'offset', 'iova'] as const) {
+    const range = op as Partial<Record<typeof start | 'size', number>>;
+    if (has(op, start) && has(op, 'size') && range[start]! + range.size! > Number.MAX_SAFE_INTEGER) {
+      throw new OpsInputError(`${where}.${start}: ${start} + size = ${range[start]! + range.size!} passes 2^53 - 1, the largest address convsim models`);
+    }
+  }
+  if (op.op === 'register' && op.section.iova + op.section.size > Number.MAX_SAFE_INTEGER) {
+    throw new OpsInputError(`${where}.section: iova + size passes 2^53 - 1, the largest address convsim models`);
+  }
+  if (has(op, 'container') && !containers.has((op as { container: string }).container)) {
+    throw new OpsInputError(`${where}.container: ${showValue((op as { container: string }).container)} is not a container added before (known: ${showValue([...containers].join(', ') || 'none')})`);
   }
   const inRegion = (offset: number, size: number, field: string): void => {
     if (size === 0 || !isAligned(offset, config.blockSize) || !isAligned(size, config.blockSize) || offset + size > config.regionSize) {
@@ -205,7 +236,7 @@ function checkReferences(op: Op, where: string, config: VmConfig, containers: Se
       const name = op.listener ?? op.container;
       if (!names.has(name)) {
         const field = op.listener === undefined ? 'container' : 'listener';
-        throw new OpsInputError(`${where}.${field}: container ${JSON.stringify(op.container)} has no registered listener ${JSON.stringify(name)}` +
+        throw new OpsInputError(`${where}.${field}: container ${showValue(op.container)} has no registered listener ${showValue(name)}` +
           ` (registered: ${[...names].join(', ') || 'none'})`);
       }
       names.delete(name);

@@ -10,7 +10,7 @@ import { InvariantChecker, type Violation } from '../core/invariants.js';
 import type { SharedBitmap } from '../core/shared-bitmap.js';
 import type { DmaOutcome } from '../core/vfio/container.js';
 import { isFatal, registerOutcome, type FatalOutcome, type QemuOutcome } from '../core/qemu-outcome.js';
-import type { Op, OpsScript } from './ops-schema.js';
+import { MAX_PRINTED_EVENTS, type Op, type OpsScript } from './ops-schema.js';
 
 export type OpResult =
   | { ret: number }
@@ -37,17 +37,27 @@ export type OpsViolation = Violation & { op: number };
 
 export interface OpsOutput {
   results: OpResult[];
+  /** The effects in order: the first `MAX_PRINTED_EVENTS` (or `maxEvents`) of them. */
   events: EffectEvent[];
+  /** Present only when events were left out: how many, and why. */
+  eventsOmitted?: { count: number; note: string };
   final: OpsFinalState;
   violations: OpsViolation[];
 }
 
-export function runOps(script: OpsScript): OpsOutput {
+/**
+ * Run every op of `script`. At most `maxEvents` events are kept (a
+ * whole-region conversion emits several per block); the rest are counted.
+ */
+export function runOps(script: OpsScript, maxEvents = MAX_PRINTED_EVENTS): OpsOutput {
   const vm = new ConfidentialVm(script.config);
   const checker = new InvariantChecker(vm);
   const events: EffectEvent[] = [];
+  let omitted = 0;
   vm.bus.subscribe((event) => {
-    if (isEffect(event)) events.push(event);
+    if (!isEffect(event)) return;
+    if (events.length < maxEvents) events.push(event);
+    else omitted++;
   });
   const results: OpResult[] = [];
   const violations: OpsViolation[] = [];
@@ -85,7 +95,11 @@ export function runOps(script: OpsScript): OpsOutput {
   });
   checker.dispose();
   const outcome: QemuOutcome = fatal ?? (vm.vmStopped ? 'vm-stopped' : 'running');
-  return { results, events, final: finalState(vm, outcome), violations };
+  const output: OpsOutput = { results, events, final: finalState(vm, outcome), violations };
+  if (omitted > 0) {
+    output.eventsOmitted = { count: omitted, note: `${omitted} events after the first ${maxEvents} were counted, not printed (--max-events raises the cap)` };
+  }
+  return output;
 }
 
 /**
@@ -203,14 +217,14 @@ function runsInBytes(bitmap: SharedBitmap, blockSize: number, base: number, want
 
 function finalState(vm: ConfidentialVm, outcome: QemuOutcome): OpsFinalState {
   const { blockSize, gpaBase } = vm.config;
-  const mappings: Record<string, Array<[number, number]>> = {};
-  for (const container of vm.containers.values()) {
+  // fromEntries defines own properties: a container named `__proto__` is kept like any other.
+  const mappings: Record<string, Array<[number, number]>> = Object.fromEntries([...vm.containers.values()].map((container) => {
     const list: Array<[number, number]> = [];
     container.mappings.forEach((iova, size) => {
       list.push([iova, size]);
     });
-    mappings[container.id] = list;
-  }
+    return [container.id, list];
+  }));
   return {
     shared: runsInBytes(vm.rba.bitmap, blockSize, 0, true),
     kvmPrivate: runsInBytes(vm.kvm.shared, blockSize, gpaBase, false),

@@ -23,7 +23,7 @@ const WIDTH = 1100;
 export function renderHtmlReport(data: ReportData): string {
   const body = [
     el('header', {}, el('h1', {}, escapeXml(data.title)), el('p', { class: 'subtitle' }, escapeXml(data.subtitle)),
-      el('p', { class: 'generated' }, escapeXml(`generated ${data.generatedAt} by convsim`))),
+      el('p', { class: 'generated' }, escapeXml(`generated ${data.generatedAt} by ${data.provenance}`))),
     summaryCards(data),
     violationList(data),
     section('Guest memory map', 'Each column is a sample of the RamBlockAttributes bitmap (read from shared memory every ~100 ms), ' +

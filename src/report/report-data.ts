@@ -4,6 +4,7 @@ import type { RunConfig } from '../actors/run-config.js';
 import type { RunReport } from '../runtime/threaded-run.js';
 import type { RunSeries } from '../runtime/run-sampler.js';
 import { formatBytes } from './format.js';
+import { groupViolations } from '../core/violation-groups.js';
 
 /** A VFIO container of the run. */
 export interface ReportContainer {
@@ -21,6 +22,8 @@ export interface ReportData {
   readonly subtitle: string;
   /** When the report was written (ISO 8601). */
   readonly generatedAt: string;
+  /** What made it: convsim's version, Node, the machine and the command line (one line). */
+  readonly provenance: string;
   /** Headline figures, label and value. */
   readonly summary: ReadonlyArray<readonly [string, string]>;
   readonly violations: ReadonlyArray<{ readonly invariant: string; readonly message: string }>;
@@ -38,17 +41,18 @@ export interface ReportData {
  * Gather the report's data from a run made with `sample` set.
  * @throws Error when the run was not sampled.
  */
-export function reportData(config: RunConfig, report: RunReport, generatedAt = new Date()): ReportData {
+export function reportData(config: RunConfig, report: RunReport, generatedAt = new Date(), provenance = 'convsim', status = ''): ReportData {
   if (report.series === undefined || report.histograms === undefined) throw new Error('the run was not sampled (RunOptions.sample)');
   const containers = config.containers.map((c, i): ReportContainer => (c.backend === 'type1'
     ? { name: `c${i}`, backend: c.backend, dmaEntryLimit: c.dmaEntryLimit }
     : { name: `c${i}`, backend: c.backend }));
   const a = report.dmaAccesses;
   return {
-    title: `convsim run: ${config.workload}`,
+    title: `convsim run: ${config.workload}${status === '' ? '' : ` (${status})`}`,
     subtitle: `${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join(' + ')}, ${formatBytes(config.guestMem)} guest, ` +
       `${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
     generatedAt: generatedAt.toISOString(),
+    provenance,
     summary: [
       ['conversions', String(report.conversions)],
       ['conversions/s', report.conversionsPerSec.toFixed(0)],
@@ -59,7 +63,8 @@ export function reportData(config: RunConfig, report: RunReport, generatedAt = n
       ['VM', report.vmStopped ? `stopped: ${report.stopReason ?? 'conversion failed'}` : 'running'],
       ['quiescent checks', String(report.quiescentChecks)],
     ],
-    violations: report.violations.map((v) => ({ invariant: v.invariant, message: v.message })),
+    // Grouped by invariant, with counts and the first occurrence (4,000 of one kind are one line).
+    violations: groupViolations(report.violations).map((g) => ({ invariant: `${g.invariant} x${g.count}`, message: `first: ${g.first}` })),
     guestMem: config.guestMem,
     gpaBase: config.gpaBase,
     containers,

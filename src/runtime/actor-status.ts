@@ -6,7 +6,7 @@
 import { messageTypeOf } from '../actors/codec.js';
 
 /** Int32 words per actor. */
-const WORDS = 4;
+const WORDS = 5;
 /** 1 while handling a message, 0 while waiting for one. */
 const BUSY = 0;
 /** Messages handled so far (wraps; compared for change only). */
@@ -15,6 +15,12 @@ const HANDLED = 1;
 const LAST = 2;
 /** Times the worker went to sleep waiting for a message. */
 const SLEEPS = 3;
+/**
+ * HANDLED as it will stand once the message being handled at the last send
+ * is done: when HANDLED passes it, the actor took a message and sent
+ * nothing in reply (a silent actor).
+ */
+const HANDLED_AT_SEND = 4;
 
 export function allocateStatus(actors: number): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(actors * WORDS * 4);
@@ -46,6 +52,11 @@ export class StatusWriter {
   slept(): void {
     Atomics.add(this.#words, this.#base + SLEEPS, 1);
   }
+
+  sent(): void {
+    const busy = Atomics.load(this.#words, this.#base + BUSY);
+    Atomics.store(this.#words, this.#base + HANDLED_AT_SEND, Atomics.load(this.#words, this.#base + HANDLED) + busy);
+  }
 }
 
 export interface ActorStatus {
@@ -53,6 +64,8 @@ export interface ActorStatus {
   readonly handled: number;
   readonly last: string;
   readonly sleeps: number;
+  /** Messages taken since the actor last sent anything. */
+  readonly handledSinceSend: number;
 }
 
 export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
@@ -64,5 +77,6 @@ export function readStatus(sab: SharedArrayBuffer, actor: number): ActorStatus {
     handled: Atomics.load(words, base + HANDLED),
     last: code < 0 ? 'nothing yet' : (messageTypeOf(code) ?? `code ${code}`),
     sleeps: Atomics.load(words, base + SLEEPS),
+    handledSinceSend: (Atomics.load(words, base + HANDLED) - Atomics.load(words, base + HANDLED_AT_SEND)) | 0,
   };
 }

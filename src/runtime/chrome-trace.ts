@@ -4,7 +4,7 @@
  * one named track per worker, a slice per handled message, flow arrows
  * from each send to its delivery, counter tracks.
  */
-import { TRACE_PID, type TraceEvent } from '../workers/trace-recorder.js';
+import { TRACE_PID, type TraceCoverage, type TraceEvent } from '../workers/trace-recorder.js';
 
 export interface TraceTrack {
   readonly name: string;
@@ -12,6 +12,8 @@ export interface TraceTrack {
   readonly tid: number;
   readonly events: readonly TraceEvent[];
   readonly dropped: number;
+  /** What the worker's recorder kept (threaded runs). */
+  readonly coverage?: TraceCoverage;
 }
 
 export interface ChromeTrace {
@@ -20,7 +22,23 @@ export interface ChromeTrace {
   readonly otherData: Record<string, string | number | boolean>;
 }
 
-export function buildChromeTrace(tracks: readonly TraceTrack[], limit: number, title: string): ChromeTrace {
+const seconds = (us: number): string => `${(us / 1e6).toFixed(2)} s`;
+
+/** One track's coverage in words, times in seconds from `originUs`. */
+function trackCoverage(track: TraceTrack, originUs: number): string {
+  const c = track.coverage;
+  if (c === undefined || c.firstUs === undefined || c.lastUs === undefined) return `${track.name}: no events`;
+  const span = `${seconds(c.firstUs - originUs)}-${seconds(c.lastUs - originUs)}`;
+  if (c.droppedEvents === 0) return `${track.name}: ${span} in full`;
+  const fullFrom = c.fullFromUs === undefined ? c.firstUs : c.fullFromUs;
+  return `${track.name}: ${span}, in full from ${seconds(fullFrom - originUs)}, 1 in ${c.stride} before`;
+}
+
+/**
+ * @param originUs the run's start on the recorders' clock: event times are
+ * rebased to the earliest event, coverage times are given from this origin.
+ */
+export function buildChromeTrace(tracks: readonly TraceTrack[], limit: number, title: string, originUs?: number): ChromeTrace {
   const events: TraceEvent[] = [
     { name: 'process_name', ph: 'M', ts: 0, pid: TRACE_PID, tid: 0, args: { name: title } },
   ];
@@ -47,9 +65,21 @@ export function buildChromeTrace(tracks: readonly TraceTrack[], limit: number, t
     }
   }
   const dropped = tracks.reduce((sum, t) => sum + t.dropped, 0);
-  const otherData: Record<string, string | number | boolean> = { generator: 'convsim', traceLimit: limit, truncated: dropped > 0 };
-  if (dropped > 0) {
-    otherData['note'] = `trace limit of ${limit} events reached: ${dropped} later events were not recorded (raise --trace-limit)`;
+  const outside = tracks.reduce((sum, t) => sum + (t.coverage?.outsideWindow ?? 0), 0);
+  const otherData: Record<string, string | number | boolean> = { generator: 'convsim', traceLimit: limit, truncated: dropped > 0, droppedEvents: dropped };
+  const withCoverage = tracks.some((t) => t.coverage !== undefined);
+  if (withCoverage) {
+    const from = originUs ?? origin;
+    otherData['coverage'] = tracks.map((t) => trackCoverage(t, from)).join('; ');
   }
+  const sampled = dropped - outside;
+  if (sampled > 0 && withCoverage) {
+    otherData['note'] = `trace limit of ${limit} events reached: ${sampled} events were sampled out; each track keeps its most recent events ` +
+      `in full and an even sample of the earlier ones, so the trace covers the whole run (raise --trace-limit, or --trace-window START-END ` +
+      `for a span in full); per track: ${otherData['coverage']}`;
+  } else if (sampled > 0) {
+    otherData['note'] = `trace limit of ${limit} events reached: ${sampled} events were not recorded`;
+  }
+  if (outside > 0) otherData['window'] = `${outside} events outside --trace-window were not recorded`;
   return { traceEvents: events, displayTimeUnit: 'ms', otherData };
 }

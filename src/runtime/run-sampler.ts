@@ -159,6 +159,12 @@ export class RunSampler {
     this.cancel();
     await this.#tick;
     await this.#sample();
+    return this.partial();
+  }
+
+  /** The series sampled so far, without a last sample (for a run that broke or was interrupted). */
+  partial(): RunSeries {
+    this.cancel();
     return {
       intervalMs: this.#intervalMs,
       buckets: Math.max(1, Math.min(this.#buckets, this.#sources.bitmap.size)),

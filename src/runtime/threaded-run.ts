@@ -5,6 +5,7 @@
  * guest pages. The host thread only configures, starts, watches and
  * collects (over comlink); it never touches the data path.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { releaseProxy, wrap, type Remote } from 'comlink';
 import type { ActorRole } from '../actors/actor.js';
@@ -13,6 +14,7 @@ import { actorName } from '../actors/create-actor.js';
 import { hotplugsDevices, layoutOf, type RunConfig } from '../actors/run-config.js';
 import { allocateSharedState } from '../actors/shared-views.js';
 import type { Violation } from '../core/invariants.js';
+import { retName } from '../core/errno.js';
 import { closeMailbox, createMailbox, pendingMessages } from '../transport/mailbox.js';
 import type { ActorHost, ActorSnapshot, CrashSpec, WorkerConfig } from '../workers/actor-worker.js';
 import { nodeEndpoint } from '../workers/comlink-endpoint.js';
@@ -22,9 +24,9 @@ import { mergePhaseHistograms, mergePhases, type PhaseHistograms, type PhaseRow 
 import { SharedBitmap } from '../core/shared-bitmap.js';
 import { blocksOf } from '../actors/shared-views.js';
 import { buildChromeTrace, type ChromeTrace } from './chrome-trace.js';
+import { nowUs } from '../workers/trace-recorder.js';
 import { RunSampler, type RunSeries } from './run-sampler.js';
 import { isFatal, registerOutcome, type FatalOutcome, type QemuOutcome, type RegisterFailure } from '../core/qemu-outcome.js';
-import { retName } from '../core/errno.js';
 
 /** Inbox slots per actor. Requests in flight are bounded (one exit per vCPU, one call per state change). */
 const MAILBOX_CAPACITY = 1024;
@@ -32,6 +34,17 @@ const MAILBOX_CAPACITY = 1024;
 const WATCHDOG_MS = 100;
 /** No progress for this long with messages waiting: an actor stopped answering. */
 const HANG_MS = 3000;
+/**
+ * Actors per core above which the hang limit grows in proportion: with
+ * many more threads than cores (64 vCPUs on 2 cores) a live actor can wait
+ * seconds for a core, which is slow, not hung.
+ */
+const ACTORS_PER_CORE_AT_BASE_LIMIT = 4;
+
+/** The hang limit for `actors` threads on `cores` cores. */
+export function hangLimitMs(actors: number, cores: number): number {
+  return HANG_MS * Math.max(1, actors / (ACTORS_PER_CORE_AT_BASE_LIMIT * Math.max(1, cores)));
+}
 /** Every actor idle, every inbox empty, vCPUs not done, for this long: deadlock. */
 const DEADLOCK_MS = 1000;
 
@@ -40,10 +53,14 @@ export interface RunOptions {
   readonly crash?: { readonly actor: string } & CrashSpec;
   /** Record a Chrome trace of at most this many events in all. */
   readonly traceLimit?: number;
+  /** Record the trace only from `fromMs` to `toMs` after the run starts (with `traceLimit`). */
+  readonly traceWindow?: { readonly fromMs: number; readonly toMs: number };
   /** Called every ~200 ms with conversions done and violations found so far (not de-duplicated). */
   readonly onProgress?: (conversions: number, violations: number) => void;
   /** Sample the run for the HTML report (memory map, mappings, conversions over time). */
   readonly sample?: { readonly intervalMs: number };
+  /** Aborting it interrupts the run (Ctrl-C): it ends in a RunAbortedError with `interrupted` set and the partial results. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ActorInfo {
@@ -83,14 +100,39 @@ export interface RunReport {
   readonly series?: RunSeries;
   /** With `sample`: the merged latency histograms (`phase|sizeClass`, buckets in nanoseconds). */
   readonly histograms?: PhaseHistograms;
+  /** A run that broke or was interrupted: the actors that did not answer (crashed or hung), whose counters and trace are missing. */
+  readonly unanswered?: string[];
 }
 
-/** The run could not complete: a worker crashed, hung, or the actors deadlocked. */
+/**
+ * The run could not complete: a worker crashed, hung, or the actors
+ * deadlocked, or it was interrupted. `partial` holds what the actors that
+ * still answered had done.
+ */
 export class RunAbortedError extends Error {
-  constructor(message: string) {
+  /** What happened before the run stopped, from the actors that still answered. */
+  partial: RunReport | undefined;
+
+  /** True when the run was interrupted (RunOptions.signal), not broken. */
+  readonly interrupted: boolean;
+
+  constructor(message: string, interrupted = false) {
     super(message);
     this.name = 'RunAbortedError';
+    this.interrupted = interrupted;
   }
+}
+
+/** How long a broken run waits for each actor's last snapshot. */
+const PARTIAL_SNAPSHOT_MS = 1000;
+
+/** `work`, or undefined if it fails or takes longer than `ms`. */
+function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([work.catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
 }
 
 interface Spawned {
@@ -103,6 +145,8 @@ interface Spawned {
 }
 
 export async function runThreaded(config: RunConfig, options: RunOptions = {}): Promise<RunReport> {
+  // The trace's time origin (and --trace-window's): the moment the run was asked for.
+  const originUs = nowUs();
   const topology = makeTopology(config.containers.length, config.vcpus);
   const shared = allocateSharedState(config);
   const roles: Array<[ActorRole, number, number]> = [
@@ -124,6 +168,13 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
   const fail = (message: string): void => {
     if (!finished) abort?.(new RunAbortedError(message));
   };
+  const interrupt = (): void => {
+    if (!finished) abort?.(new RunAbortedError(`interrupted (${String(options.signal?.reason ?? 'signal')})`, true));
+  };
+  if (options.signal?.aborted === true) interrupt();
+  options.signal?.addEventListener('abort', interrupt, { once: true });
+  let started = performance.now();
+  let sampler: RunSampler | undefined;
 
   try {
     for (const [role, actor, index] of roles) {
@@ -145,6 +196,7 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
         status,
         ...(options.crash?.actor === s.name ? { crash: { after: options.crash.after, how: options.crash.how } } : {}),
         ...(options.traceLimit === undefined ? {} : { traceLimit: Math.max(2, Math.floor(options.traceLimit / roles.length)) }),
+        ...(options.traceWindow === undefined ? {} : { traceWindow: { fromUs: originUs + options.traceWindow.fromMs * 1000, toUs: originUs + options.traceWindow.toMs * 1000 } }),
       };
       s.threadId = await s.remote.configure(workerConfig);
       await s.remote.start();
@@ -154,10 +206,10 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const kvm = byName.get('kvm')!;
     const containers = spawned.filter((s) => s.role === 'vfio-container');
     const vcpus = spawned.filter((s) => s.role === 'vcpu');
-    const started = performance.now();
+    started = performance.now();
     // Counter values only from the containers (live mappings): the sampler counts shared pages itself.
     const gauges = (counters: boolean) => Promise.all(spawned.map((s) => s.remote.gauges(counters && s.role === 'vfio-container')));
-    const sampler = options.sample === undefined ? undefined : new RunSampler({
+    sampler = options.sample === undefined ? undefined : new RunSampler({
       bitmap: new SharedBitmap(blocksOf(config), shared.bitmap),
       gauges: () => gauges(true),
       recentConversions: (after) => kvm.remote.recentConversions(after),
@@ -226,10 +278,15 @@ export async function runThreaded(config: RunConfig, options: RunOptions = {}): 
     const outcome: QemuOutcome = fatal?.outcome ?? (base.vmStopped ? 'vm-stopped' : 'running');
     const result = { ...base, outcome, ...(fatal === undefined ? {} : { fatalMessage: fatal.message }), ...sampled };
     if (options.traceLimit === undefined) return result;
-    const tracks = snapshots.map((s, i) => ({ name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped }));
-    return { ...result, trace: buildChromeTrace(tracks, options.traceLimit, `convsim run (${config.workload}, seed ${config.seed})`) };
+    return { ...result, trace: traceOf(snapshots, spawned, options.traceLimit, originUs, `convsim run (${config.workload}, seed ${config.seed})`) };
+  } catch (error) {
+    if (error instanceof RunAbortedError && spawned.length > 0) {
+      error.partial = await partialReport(spawned, config, options, performance.now() - started, sampler, originUs);
+    }
+    throw error;
   } finally {
     finished = true;
+    options.signal?.removeEventListener('abort', interrupt);
     for (const sab of mailboxes) closeMailbox(sab);
     await Promise.all(spawned.map(async (s) => {
       s.remote[releaseProxy]();
@@ -251,6 +308,39 @@ function fatalRegistration(name: string, r: { ret: number; failure: RegisterFail
     ? `ram_block_attributes_rdm_register_listener: replay failed (${retName(r.ret)}): exit(1)`
     : `vfio_ram_discard_register_listener: possibly running out of DMA mappings (${retName(r.ret)})`;
   return { outcome, message: `${name}: ${why}` };
+}
+
+/**
+ * What a run that broke (or was interrupted) had done: every actor that
+ * still answers is stopped and snapshotted; the ones that do not (crashed,
+ * hung) are listed in `unanswered`.
+ */
+async function partialReport(spawned: Spawned[], config: RunConfig, options: RunOptions, elapsedMs: number,
+  sampler: RunSampler | undefined, originUs: number): Promise<RunReport | undefined> {
+  await Promise.all(spawned.map((s) => within(s.remote.stop(), PARTIAL_SNAPSHOT_MS)));
+  const answers = await Promise.all(spawned.map((s) => within(s.remote.snapshot(), PARTIAL_SNAPSHOT_MS)));
+  const answered = spawned.filter((_, i) => answers[i] !== undefined);
+  const snapshots = answers.filter((a): a is ActorSnapshot => a !== undefined);
+  if (snapshots.length === 0) return undefined;
+  const series = sampler?.partial();
+  const reported = report(snapshots, answered, elapsedMs);
+  const base: RunReport = {
+    ...reported,
+    outcome: reported.vmStopped ? 'vm-stopped' : 'running',
+    ...(series === undefined ? {} : { series, histograms: mergePhaseHistograms(snapshots.map((s) => s.profile)) }),
+    unanswered: spawned.filter((_, i) => answers[i] === undefined).map((s) => s.name),
+  };
+  if (options.traceLimit === undefined) return base;
+  return { ...base, trace: traceOf(snapshots, answered, options.traceLimit, originUs, `convsim run (${config.workload}, seed ${config.seed}; stopped early)`) };
+}
+
+/** The Chrome trace of the actors' snapshots (`spawned[i]` is the actor of `snapshots[i]`). */
+function traceOf(snapshots: readonly ActorSnapshot[], spawned: readonly Spawned[], limit: number, originUs: number, title: string): ChromeTrace {
+  const tracks = snapshots.map((s, i) => ({
+    name: s.name, role: s.role, tid: spawned[i]!.threadId, events: s.traceEvents, dropped: s.traceDropped,
+    ...(s.traceCoverage === undefined ? {} : { coverage: s.traceCoverage }),
+  }));
+  return buildChromeTrace(tracks, limit, title, originUs);
 }
 
 /**
@@ -282,8 +372,18 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
   const lastHandled = spawned.map(() => -1);
   const stuckSince = spawned.map(() => 0);
   let idleSince = 0;
+  const hangMs = hangLimitMs(spawned.length, availableParallelism());
+  let lastTick = performance.now();
   return setInterval(() => {
     const now = performance.now();
+    // A late tick means the host thread itself was starved of CPU: what it saw is stale, judge nobody.
+    const late = now - lastTick > 10 * WATCHDOG_MS;
+    lastTick = now;
+    if (late) {
+      stuckSince.fill(now);
+      idleSince = 0;
+      return;
+    }
     let allIdle = true;
     spawned.forEach((s, i) => {
       const st = readStatus(status, s.actor);
@@ -292,7 +392,7 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       if (st.handled !== lastHandled[i]) {
         lastHandled[i] = st.handled;
         stuckSince[i] = now;
-      } else if ((st.busy || waiting > 0) && now - stuckSince[i]! > HANG_MS) {
+      } else if ((st.busy || waiting > 0) && now - stuckSince[i]! > hangMs) {
         fail(`actor ${s.name} (${s.role}) stopped answering while handling ${st.last} (${waiting} messages waiting)`);
       }
     });
@@ -300,7 +400,16 @@ function startWatchdog(spawned: Spawned[], status: SharedArrayBuffer, mailboxes:
       if (idleSince === 0) idleSince = now;
       else if (now - idleSince > DEADLOCK_MS) {
         const summary = spawned.map((s) => `${s.name}: last ${readStatus(status, s.actor).last}`).join(', ');
-        fail(`deadlock: every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
+        // A silent actor took a message and has sent nothing since: first one whose last message was a
+        // request (it never answered), else one whose last was a reply (replies end in `Done`; it never went
+        // on). The KVM exit handler holds exits by design (its p-queue admits them one conversion at a
+        // time), and a vCPU whose workload ended stops sending.
+        const quiet = spawned.map((s) => ({ s, st: readStatus(status, s.actor) }))
+          .filter(({ s, st }) => st.handledSinceSend > 0 && s.role !== 'vcpu' && !(s.role === 'kvm-exit' && st.last === 'exit'));
+        const silent = quiet.find(({ st }) => !st.last.endsWith('Done')) ?? quiet[0];
+        const who = silent === undefined ? '' : `actor ${silent.s.name} (${silent.s.role}) went silent: it took ${silent.st.handledSinceSend} message(s) ` +
+          `(last ${silent.st.last}) and sent nothing back; `;
+        fail(`deadlock: ${who}every actor waits for a message and every inbox is empty, but the vCPUs have not finished (${summary})`);
       }
     } else {
       idleSince = 0;
@@ -343,9 +452,10 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
       deviceAccesses['shared-page-of-private-block'] += s.stats['deviceSharedPageOfPrivateBlock'] ?? 0;
     }
   }
-  const kvm = snapshots.find((s) => s.role === 'kvm-exit')!;
-  const conversions = kvm.stats['conversions'] ?? 0;
-  const stopTrace = kvm.trace.find((t) => t.startsWith('vm stop: '));
+  // The KVM exit handler is missing only from a broken run's partial report (it crashed or hung).
+  const kvm = snapshots.find((s) => s.role === 'kvm-exit');
+  const conversions = kvm?.stats['conversions'] ?? 0;
+  const stopTrace = kvm?.trace.find((t) => t.startsWith('vm stop: '));
   return {
     actors: snapshots.map((s, i) => ({ role: s.role, id: s.name, threadId: spawned[i]!.threadId })),
     conversions,
@@ -354,11 +464,11 @@ function report(snapshots: ActorSnapshot[], spawned: Spawned[], elapsedMs: numbe
     dmaUnmaps,
     dmaAccesses,
     violations,
-    vmStopped: (kvm.stats['vmStopped'] ?? 0) === 1,
+    vmStopped: (kvm?.stats['vmStopped'] ?? 0) === 1,
     stopReason: stopTrace?.slice('vm stop: '.length),
     elapsedMs,
     conversionsPerSec: elapsedMs > 0 ? (conversions / elapsedMs) * 1000 : 0,
-    quiescentChecks: kvm.stats['quiescentChecks'] ?? 0,
+    quiescentChecks: kvm?.stats['quiescentChecks'] ?? 0,
     stats,
     phases: mergePhases(snapshots.map((s) => s.profile)),
   };

@@ -21,7 +21,7 @@ import { Prng } from '../core/prng.js';
 import { MailboxConsumer, MailboxProducer } from '../transport/mailbox.js';
 import { StatusWriter } from '../runtime/actor-status.js';
 import { nodeEndpoint } from './comlink-endpoint.js';
-import { nowUs, TraceRecorder, type TraceEvent } from './trace-recorder.js';
+import { nowUs, TraceRecorder, type TraceCoverage, type TraceEvent, type TraceWindow } from './trace-recorder.js';
 
 /** Test-only fault injection: make this actor fail after some messages. */
 export interface CrashSpec {
@@ -40,6 +40,8 @@ export interface WorkerConfig {
   readonly crash?: CrashSpec;
   /** Record a Chrome trace of at most this many events in this worker. */
   readonly traceLimit?: number;
+  /** Record only the events inside this window (absolute `nowUs` microseconds). */
+  readonly traceWindow?: TraceWindow;
 }
 
 export interface ActorSnapshot {
@@ -52,6 +54,8 @@ export interface ActorSnapshot {
   readonly profile: PhaseHistograms;
   readonly traceEvents: TraceEvent[];
   readonly traceDropped: number;
+  /** With a trace: what was kept of it (for the note on the trace). */
+  readonly traceCoverage?: TraceCoverage;
 }
 
 /** Cheap live values of one actor, for progress and the report's sampler. */
@@ -103,8 +107,9 @@ class ActorHost {
     const prng = new Prng(config.setup.config.seed * 1000 + config.actor);
     const outboxes = this.#outboxes;
     const delivering = (): boolean => this.#delivering;
+    const status = this.#status;
     const trace = this.#trace;
-    const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit);
+    const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit, config.traceWindow);
     this.#recorder = recorder;
     // Flow ids unique across threads: actor index in the high part, a sequence below.
     let flowSeq = 0;
@@ -120,6 +125,7 @@ class ActorHost {
           encodeMessage(message, slot, offset);
           slot[offset + FLOW_WORD] = flowId;
         });
+        status.sent();
         // A send outside a handled message (a comlink call from the host, or a conversion the
         // KVM exit handler's p-queue admits in a later microtask) gets its own slice, so the flow
         // arrow has a slice to start from.
@@ -202,6 +208,7 @@ class ActorHost {
       profile: this.#logic!.profile?.() ?? {},
       traceEvents: this.#recorder?.events ?? [],
       traceDropped: this.#recorder?.dropped ?? 0,
+      ...(this.#recorder === undefined ? {} : { traceCoverage: this.#recorder.coverage() }),
     };
   }
 

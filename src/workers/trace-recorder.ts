@@ -4,18 +4,25 @@
  * Lives in the host (not the actor logic): it needs the real clock and the
  * transport's flow ids. Timestamps are microseconds of `process.hrtime`,
  * one monotonic clock shared by every thread of the process.
+ *
+ * Bounded for a run of any length: past the limit it keeps the most recent
+ * events in full and an even sample of the older ones (see
+ * {@link WholeRunBuffer}), so the trace covers the whole run. With a
+ * window, only events inside it are recorded.
  */
+import { WholeRunBuffer, type BufferCoverage } from './whole-run-buffer.js';
 
 /** One Trace Event Format event (the subset convsim writes). */
 export interface TraceEvent {
   readonly name: string;
-  readonly ph: 'X' | 's' | 'f' | 'C' | 'M';
+  readonly ph: 'X' | 's' | 'f' | 'C' | 'M' | 'i';
   readonly ts: number;
   readonly pid: number;
   readonly tid: number;
   readonly dur?: number;
   readonly id?: number;
   readonly bp?: 'e';
+  readonly s?: 't';
   readonly cat?: string;
   readonly args?: Record<string, number | string>;
 }
@@ -27,43 +34,71 @@ export function nowUs(): number {
   return Number(process.hrtime.bigint()) / 1000;
 }
 
+/** A time window to record, in `nowUs` microseconds (absolute). */
+export interface TraceWindow {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/** What a recorder kept: the buffer's coverage, events outside the window, and the first and last times seen. */
+export interface TraceCoverage extends BufferCoverage {
+  readonly outsideWindow: number;
+  readonly firstUs: number | undefined;
+  readonly lastUs: number | undefined;
+}
+
 export class TraceRecorder {
   readonly #tid: number;
-  readonly #limit: number;
-  readonly events: TraceEvent[] = [];
-  #dropped = 0;
+  readonly #buffer: WholeRunBuffer<TraceEvent>;
+  readonly #window: TraceWindow | undefined;
+  #outside = 0;
+  #firstUs: number | undefined;
+  #lastUs: number | undefined;
 
-  constructor(tid: number, limit: number) {
+  constructor(tid: number, limit: number, window?: TraceWindow) {
     this.#tid = tid;
-    this.#limit = limit;
+    this.#buffer = new WholeRunBuffer(limit);
+    this.#window = window;
   }
 
+  /** Every event kept, oldest first. */
+  get events(): TraceEvent[] {
+    return this.#buffer.events();
+  }
+
+  /** Events not kept (decimated, or outside the window). */
   get dropped(): number {
-    return this.#dropped;
+    return this.#buffer.dropped + this.#outside;
   }
 
-  #push(event: TraceEvent): void {
-    if (this.events.length < this.#limit) this.events.push(event);
-    else this.#dropped++;
+  coverage(): TraceCoverage {
+    return { ...this.#buffer.coverage(), outsideWindow: this.#outside, firstUs: this.#firstUs, lastUs: this.#lastUs };
+  }
+
+  #push(events: TraceEvent[]): void {
+    const ts = events[0]!.ts;
+    this.#firstUs ??= ts;
+    this.#lastUs = ts;
+    if (this.#window !== undefined && (ts < this.#window.fromUs || ts > this.#window.toUs)) {
+      this.#outside += events.length;
+      return;
+    }
+    this.#buffer.push(events);
   }
 
   /** A flow starts here (inside the slice of the message being handled). */
   flowStart(id: number, ts: number, name: string): void {
-    this.#push({ name, cat: 'message', ph: 's', id, ts, pid: TRACE_PID, tid: this.#tid });
+    this.#push([{ name, cat: 'message', ph: 's', id, ts, pid: TRACE_PID, tid: this.#tid }]);
   }
 
-  /** A handled message: the slice, and the end of its flow (bound to the slice's start). */
+  /** A handled message: the slice, and the end of its flow (bound to the slice's start), kept or dropped together. */
   slice(name: string, ts: number, dur: number, flowId: number, args: Record<string, number | string>): void {
-    // Keep the slice and its flow end together, or drop both: an unmatched flow would not load.
-    if (this.events.length + 2 > this.#limit) {
-      this.#dropped += flowId > 0 ? 2 : 1;
-      return;
-    }
-    this.events.push({ name, cat: 'message', ph: 'X', ts, dur, pid: TRACE_PID, tid: this.#tid, args });
-    if (flowId > 0) this.events.push({ name, cat: 'message', ph: 'f', bp: 'e', id: flowId, ts, pid: TRACE_PID, tid: this.#tid });
+    const events: TraceEvent[] = [{ name, cat: 'message', ph: 'X', ts, dur, pid: TRACE_PID, tid: this.#tid, args }];
+    if (flowId > 0) events.push({ name, cat: 'message', ph: 'f', bp: 'e', id: flowId, ts, pid: TRACE_PID, tid: this.#tid });
+    this.#push(events);
   }
 
   counter(name: string, ts: number, args: Record<string, number>): void {
-    this.#push({ name, ph: 'C', ts, pid: TRACE_PID, tid: this.#tid, args });
+    this.#push([{ name, ph: 'C', ts, pid: TRACE_PID, tid: this.#tid, args }]);
   }
 }

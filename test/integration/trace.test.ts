@@ -68,17 +68,40 @@ describe('convsim run --trace (Chrome Trace Event Format)', () => {
     expect(check.counterNames).toEqual(expect.arrayContaining(['shared pages', 'live mappings c0', 'live mappings c1']));
   }, 120_000);
 
-  it('a tiny --trace-limit writes a valid file whose note says the limit was reached, and prints it on stderr', () => {
-    const { status, stderr, check } = traceRun(100);
+  it('a small --trace-limit writes a valid file whose note says the limit was reached, and prints it on stderr', () => {
+    const { status, stderr, check } = traceRun(800);
     expect(status).toBe(0);
     expect(check.problems).toEqual([]);
     expect(check.otherData['truncated']).toBe(true);
     const note = check.otherData['note'];
-    expect(note).toMatch(/^trace limit of 100 events reached: \d+ later events were not recorded/);
+    expect(note).toMatch(/^trace limit of 800 events reached: \d+ events were sampled out; each track keeps its most recent events in full .* per track: kvm: [\d.]+ s-[\d.]+ s, in full from [\d.]+ s, 1 in \d+ before; rba: /);
     expect(stderr).toContain(`convsim run: ${String(note)}`);
     const recorded = check.events - (check.byPhase['M'] ?? 0);
     expect(recorded).toBeGreaterThan(0);
-    expect(recorded).toBeLessThanOrEqual(100);
+    expect(recorded).toBeLessThanOrEqual(800);
+    // The whole run is covered: every worker has events in the first and in the last third of the run.
+    const trace = JSON.parse(readFileSync(join(dir, 'trace-800.json'), 'utf8')) as { traceEvents: Array<{ ph: string; tid: number; ts: number }> };
+    const events = trace.traceEvents.filter((e) => e.ph !== 'M');
+    const end = Math.max(...events.map((e) => e.ts));
+    const tids = new Set(events.map((e) => e.tid));
+    expect(tids.size).toBe(8);
+    for (const tid of tids) {
+      const ts = events.filter((e) => e.tid === tid).map((e) => e.ts);
+      expect(Math.min(...ts), `track ${tid} starts late`).toBeLessThan(end / 3);
+      expect(Math.max(...ts), `track ${tid} stops early`).toBeGreaterThan((2 * end) / 3);
+    }
+  }, 120_000);
+
+  it('--trace-window records only the chosen span, and says how many events fell outside it', () => {
+    const file = join(dir, 'trace-window.json');
+    const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--trace', file, '--trace-window', '1-1.5'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const trace = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ ph: string; ts: number }>; otherData: Record<string, unknown> };
+    expect(checkTrace(trace).problems).toEqual([]);
+    expect(trace.otherData['window']).toMatch(/^\d+ events outside --trace-window were not recorded$/);
+    const ts = trace.traceEvents.filter((e) => e.ph !== 'M').map((e) => e.ts);
+    expect(ts.length).toBeGreaterThan(0);
+    expect(Math.max(...ts) - Math.min(...ts)).toBeLessThanOrEqual(500_000);
   }, 120_000);
 });
 

@@ -27,6 +27,7 @@ function data(samples: number, conversions: number): ReportData {
     title: 'convsim run: storm',
     subtitle: 'test <config>',
     generatedAt: '2026-01-01T00:00:00.000Z',
+    provenance: 'convsim 0.1.0 on Node v20.0.0, linux x64; command: convsim run --report r.html',
     summary: [['conversions', '42'], ['violations', '1']],
     violations: [{ invariant: 'disagreement', message: 'bitmap says <shared> & KVM says private' }],
     guestMem: 64 * MiB,
@@ -51,6 +52,8 @@ describe('renderHtmlReport', () => {
     // exit-to-resume comes before map (the order phases happen in).
     expect(html.indexOf('data-phase="exit-to-resume"')).toBeLessThan(html.indexOf('data-phase="map"'));
     expect(html).toContain('c0 dma_entry_limit 17408');
+    // Who made it: version, Node, machine and command line.
+    expect(html).toContain('generated 2026-01-01T00:00:00.000Z by convsim 0.1.0 on Node v20.0.0, linux x64; command: convsim run --report r.html');
     expect(html).not.toContain('c1 dma_entry_limit');
     expect(html).toContain('bitmap says &lt;shared&gt; &amp; KVM says private');
     expect(html).not.toContain('<shared>');

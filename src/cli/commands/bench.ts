@@ -1,26 +1,23 @@
 /** `convsim bench [mailbox|bitmap|...] [--json]`: where speed lives. */
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../command-line.js';
 import { runBitmapBench } from '../../bench/bitmap.js';
 import { runDeliveriesBench } from '../../bench/deliveries.js';
 import { runExploreBench } from '../../bench/explore.js';
 import { runE2eBench } from '../../bench/e2e.js';
 import { runMailboxBench } from '../../bench/mailbox.js';
+import { renderTree } from '../text-table.js';
 import { UsageError } from '../usage-error.js';
 
 const SUITES = ['bitmap', 'mailbox', 'e2e', 'deliveries', 'explore', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 
 export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
-  Measure; ratios are taken side by side in one run, medians of repetitions.`;
+  Measure; ratios are taken side by side in one run, medians of repetitions.
+  Prints readable tables; --json prints one JSON object instead.`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseCommandLine('bench', argv, { json: { type: 'boolean', default: false } });
   const suite = (positionals[0] ?? 'all') as Suite;
   if (!SUITES.includes(suite) || positionals.length > 1) {
     throw new UsageError(`bench: unknown suite ${JSON.stringify(positionals.join(' '))} (allowed: ${SUITES.join(', ')})`);
@@ -55,6 +52,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
     result['explore'] = await runExploreBench();
   }
   if (tty) process.stderr.write('\r\x1b[K');
-  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${renderTree(result).join('\n')}\n`);
   return 0;
 }

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../command-line.js';
 import type { WorkloadName } from '../../actors/run-config.js';
 import { WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES, type BackingMode } from '../../core/guest-memory.js';
@@ -58,7 +58,10 @@ ${MACHINE_HELP}
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
   --keep-going         do not stop at the first failure
   --json               one JSON object on stdout
-  Exit: 0 nothing found, 1 a failure was found, 2 bad options.`;
+  Ctrl-C stops it: failures found so far are reported (the unshrunk token is
+  printed and written before shrinking starts, so Ctrl-C while shrinking,
+  which ends it at once, loses nothing).
+  Exit: 0 nothing found, 1 a failure was found, 2 bad options, 130/143 interrupted with nothing found.`;
 
 export interface ExploreOptions {
   readonly workload: WorkloadName;
@@ -86,9 +89,7 @@ const MAX_SEED = 2 ** 31 - 1;
 
 /** Parse `explore` options (exported for tests); every mistake is a one-line UsageError. */
 export function parseExploreOptions(argv: string[]): ExploreOptions {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
+  const { values, positionals } = parseCommandLine('explore', argv, {
       workload: { type: 'string', default: 'storm' },
       strategy: { type: 'string', default: 'random' },
       depth: { type: 'string', default: '2' },
@@ -108,9 +109,6 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
-    },
-    allowPositionals: true,
-    strict: true,
   });
   if (positionals.length > 0) throw new UsageError(`explore: unexpected argument ${JSON.stringify(positionals[0])}`);
   const mutant = values.mutant === undefined ? undefined : parseChoice('mutant', values.mutant, MUTANTS.map((m) => m.name));
@@ -231,7 +229,8 @@ interface OrderRun {
 }
 
 /** Shrink a failure found by the pool, write its tokens, describe it. */
-function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: number, order: InplaceOrder | undefined, perOrder: boolean): FailureReport {
+function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: number, order: InplaceOrder | undefined, perOrder: boolean,
+  announce?: (line: string) => void): FailureReport {
   const c = iterationCase(input, found.seed);
   const invariant = found.invariant ?? 'unknown';
   const dir = join(process.cwd(), '.convsim');
@@ -241,6 +240,9 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
   const tokenFile = join(dir, `${stem}.token`);
   const originalTokenFile = join(dir, `${stem}.original.token`);
   const original = found.token!;
+  // The unshrunk token is kept before shrinking starts: Ctrl-C while shrinking loses nothing.
+  writeFileSync(originalTokenFile, `${original}\n`);
+  announce?.(`found ${invariant} at seed ${found.seed}; unshrunk token written to ${originalTokenFile}; shrinking (Ctrl-C keeps it): ${original}`);
   let shrunk: ShrinkReport;
   if (found.invariant === 'deadlock') {
     // Shrinking needs an invariant that fails; a deadlock is reported as found.
@@ -254,7 +256,6 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
     shrunk = shrinkReport(c);
   }
   writeFileSync(tokenFile, `${shrunk.replay}\n`);
-  writeFileSync(originalTokenFile, `${original}\n`);
   return {
     ...shrunk,
     seed: found.seed,
@@ -301,8 +302,14 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const showProgress = !o.json && process.stderr.isTTY;
   const runs: OrderRun[] = [];
   const pool = createExplorePool(o.threads);
+  // Ctrl-C / SIGTERM stop the exploration; failures found so far are still shrunk and reported.
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     for (const order of orders) {
+      if (interrupt.signal.aborted) break;
       const base = {
         workload: o.workload,
         strategy: o.strategy,
@@ -320,13 +327,14 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       const input: ExploreInput = { ...base, expectedSteps };
       const actors = actorCount(iterationCase(input, o.seed).config);
       if (showProgress && o.perOrder) process.stderr.write(`order ${order}:\n`);
-      const progress = showProgress ? new ProgressLine(o.iterations) : undefined;
+      const progress = o.json ? undefined : new ProgressLine(o.iterations, { label: 'iterations', tty: showProgress });
       try {
         const run = await explorePool(pool, {
           input,
           firstSeed: o.seed,
           iterations: o.iterations,
           keepGoing: o.keepGoing,
+          signal: interrupt.signal,
           ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
         });
         runs.push({ order, input, expectedSteps, actors, run });
@@ -336,11 +344,18 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     }
   } finally {
     await pool.destroy();
+    // Shrinking runs synchronously: from here Ctrl-C ends the process at once (the unshrunk tokens are written first).
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   const exploredMs = performance.now() - started;
+  const interrupted = interrupt.signal.aborted ? String(interrupt.signal.reason) : undefined;
+  const announce = o.json ? undefined : (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
 
   const perOrder = runs.map((r) => {
-    const failures = failuresToReport(r.run, o.keepGoing).map((f) => reportFailure(f, r.input, o.seed, r.order, o.perOrder));
+    const failures = failuresToReport(r.run, o.keepGoing).map((f) => reportFailure(f, r.input, o.seed, r.order, o.perOrder, announce));
     const cfg = iterationCase(r.input, o.seed).config;
     return {
       order: r.order ?? cfg.order,
@@ -368,7 +383,9 @@ export async function exploreCommand(argv: string[]): Promise<number> {
 
   if (o.json) {
     const out: Record<string, unknown> = {
+      schemaVersion: 2,
       found,
+      interrupted: interrupted ?? null,
       iterations,
       elapsedMs,
       exploreMs: Math.round(exploredMs),
@@ -407,11 +424,11 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       }));
     }
     process.stdout.write(`${JSON.stringify(out)}\n`);
-    return found ? EXIT_VIOLATIONS : EXIT_OK;
+    return exploreExit(found, interrupted);
   }
 
   const rel = (p: string): string => (p.startsWith(process.cwd() + '/') ? p.slice(process.cwd().length + 1) : p);
-  const lines: string[] = [];
+  const lines: string[] = interrupted === undefined ? [] : [`INTERRUPTED (${interrupted}) after ${iterations} of ${o.iterations * orders.length} iterations: what was explored so far`];
   const modeText = o.vary && o.mode === undefined ? 'varied machines (legacy and in place)'
     : `${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}${o.vary ? ', varied machines' : ''}`;
   const what = `${o.workload}, ${modeText}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
@@ -442,7 +459,14 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-  return found ? EXIT_VIOLATIONS : EXIT_OK;
+  return exploreExit(found, interrupted);
+}
+
+/** 1 a failure was found (interrupted or not), else 130/143 when interrupted, else 0. */
+function exploreExit(found: boolean, interrupted: string | undefined): number {
+  if (found) return EXIT_VIOLATIONS;
+  if (interrupted !== undefined) return interrupted === 'SIGTERM' ? 143 : 130;
+  return EXIT_OK;
 }
 
 function countBy(keys: readonly string[]): Record<string, number> {

@@ -1,5 +1,5 @@
 /** `convsim mutants [--json]`: the bug zoo. */
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../command-line.js';
 import { MUTANTS } from '../../explore/mutants.js';
 import { EXIT_OK, UsageError } from '../usage-error.js';
 
@@ -22,12 +22,7 @@ function wrap(text: string, width: number, indent: string): string[] {
 }
 
 export function mutantsCommand(argv: string[]): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseCommandLine('mutants', argv, { json: { type: 'boolean', default: false } });
   if (positionals.length > 0) throw new UsageError(`mutants: unexpected argument ${JSON.stringify(positionals[0])}`);
   const list = MUTANTS.map((m) => ({ name: m.name, expected: [...m.expected], description: m.description }));
   if (values.json) {

@@ -1,45 +1,57 @@
 /** `convsim replay TOKEN|FILE [--json]`: run a replay token again, exactly. */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { decodeToken, runCase, type ExploreCase } from '../../explore/explore-case.js';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { decodeToken, runCase, TOKEN_PREFIXES, type ExploreCase } from '../../explore/explore-case.js';
 import { deterministicChromeTrace } from '../../explore/deterministic-chrome-trace.js';
 import { story } from '../../explore/story.js';
 import type { DeterministicOutcome } from '../../runtime/deterministic/deterministic-run.js';
 import { firstFailure } from '../../explore/failure.js';
+import { parseCommandLine } from '../command-line.js';
+import { checkWritable } from '../check-writable.js';
+import { FAILURE_DIR, newestFailureToken } from '../failure-tokens.js';
+import { readInputFile } from '../read-input-file.js';
+import { oneLine, showValue } from '../show-value.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 
-export const REPLAY_HELP = `convsim replay TOKEN|FILE [--json] [--trace FILE]
-  Run a replay token (from explore or shrink, or a file holding one) again,
+export const REPLAY_HELP = `convsim replay TOKEN|FILE|DIR|--last [--json] [--trace FILE]
+  Run a replay token (from explore or shrink, a file holding one, the newest
+  failure-*.token of a directory, or with --last of .convsim/) again,
   with the trace recorded: prints the violated invariant (or "no violation"),
   the traceHash, the steps and the numbered story. The same token gives the
   same trace and traceHash every time. --trace writes the run as a Chrome
   trace (the format of convsim run --trace; one step = 1 us), for Perfetto.
   Exit: 1 the violation reproduces, 0 no violation, 2 bad token or unreadable file.`;
 
-const TOKEN_START = 'convsim1.';
-
 /**
- * The case named by a command-line argument: a token, or the path of a file
- * holding one (the first line that is a token, else the whole text).
+ * The case named on a command line: a token, the path of a file holding one
+ * (the first line that is a token, else the whole text), a directory (its
+ * newest failure token), or with `last` the newest failure in `.convsim/`.
  * @throws UsageError (one line) for an unreadable file or a damaged token.
  */
-export function readCaseArgument(command: string, argument: string): { case: ExploreCase; token: string; source: string } {
-  let text = argument;
+export function readCaseArgument(command: string, argument: string | undefined, last = false): { case: ExploreCase; token: string; source: string } {
+  if (last === (argument !== undefined)) throw new UsageError(`${command}: give exactly one TOKEN, FILE or DIRECTORY, or --last`);
+  let text = argument ?? '';
   let source = 'argument';
-  if (!argument.trim().startsWith(TOKEN_START)) {
-    try {
-      text = readFileSync(argument, 'utf8');
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      throw new UsageError(`${command}: ${JSON.stringify(argument)} is neither a replay token (${TOKEN_START}...) nor a readable file${typeof code === 'string' ? ` (${code})` : ''}`);
+  if (!TOKEN_PREFIXES.some((prefix) => text.trim().startsWith(prefix))) {
+    source = last ? newestFailureToken(command, FAILURE_DIR) : text;
+    if (!last && isDirectory(source)) source = newestFailureToken(command, source);
+    if (!last && !existsSync(source)) {
+      throw new UsageError(`${command}: ${showValue(source)} is neither a replay token (${TOKEN_PREFIXES[0]}...) nor a file or directory`);
     }
-    source = argument;
-    text = text.split(/\r?\n/).find((line) => line.trim().startsWith(TOKEN_START)) ?? text;
+    text = readInputFile(command, source);
+    text = text.split(/\r?\n/).find((line) => TOKEN_PREFIXES.some((prefix) => line.trim().startsWith(prefix))) ?? text;
   }
   try {
     return { case: decodeToken(text), token: text.trim(), source };
   } catch (error) {
-    throw new UsageError(`${command}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(`${command}: ${source === 'argument' ? '' : `${showValue(source)}: `}${error instanceof Error ? oneLine(error.message) : String(error)}`);
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -80,14 +92,14 @@ export function replayCase(c: ExploreCase): ReplayReport {
 }
 
 export function replayCommand(argv: string[]): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false }, trace: { type: 'string' } },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandLine('replay', argv, {
+    json: { type: 'boolean', default: false },
+    trace: { type: 'string' },
+    last: { type: 'boolean', default: false },
   });
-  if (positionals.length !== 1) throw new UsageError('replay: give exactly one TOKEN or FILE');
-  const { case: c } = readCaseArgument('replay', positionals[0]!);
+  if (positionals.length > 1) throw new UsageError('replay: give exactly one TOKEN, FILE or DIRECTORY, or --last');
+  const { case: c } = readCaseArgument('replay', positionals[0], values.last);
+  if (values.trace !== undefined) checkWritable('trace', values.trace);
   let report: ReplayReport;
   try {
     report = replayCase(c);

@@ -1,13 +1,13 @@
 /** `convsim shrink TOKEN|FILE [--json]`: the shortest failing story. */
-import { parseArgs } from 'node:util';
 import { encodeToken, type ExploreCase } from '../../explore/explore-case.js';
 import { shrinkCase, type ShrinkResult } from '../../explore/shrink.js';
 import { story } from '../../explore/story.js';
 import { firstFailure } from '../../explore/failure.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { readCaseArgument } from './replay.js';
+import { parseCommandLine } from '../command-line.js';
 
-export const SHRINK_HELP = `convsim shrink TOKEN|FILE [--json]
+export const SHRINK_HELP = `convsim shrink TOKEN|FILE|DIR|--last [--json]
   Reduce a failing case while the same invariant still fails first: fewer
   conversions, vCPUs and containers, fewer workload actions, fewer and
   shorter deviations from the default schedule. Prints the minimal story
@@ -73,14 +73,12 @@ export function shrinkSummary(r: ShrinkReport): string[] {
 }
 
 export function shrinkCommand(argv: string[]): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandLine('shrink', argv, {
+    json: { type: 'boolean', default: false },
+    last: { type: 'boolean', default: false },
   });
-  if (positionals.length !== 1) throw new UsageError('shrink: give exactly one TOKEN or FILE');
-  const { case: c } = readCaseArgument('shrink', positionals[0]!);
+  if (positionals.length > 1) throw new UsageError('shrink: give exactly one TOKEN, FILE or DIRECTORY, or --last');
+  const { case: c } = readCaseArgument('shrink', positionals[0], values.last);
   let shrunk: ShrinkResult;
   try {
     shrunk = shrinkCase(c);
