@@ -14,6 +14,7 @@ import { isAligned, MiB } from '../core/units.js';
 import { VFIO_BACKENDS, type VfioBackend } from '../core/vfio/container.js';
 import type { MachineChoice } from '../explore/machine.js';
 import { parseChoice, parseCount, parseSize } from './option-values.js';
+import { showValue } from './show-value.js';
 import { UsageError } from './usage-error.js';
 
 export const REGISTRATION_ORDERS = ['serialized', 'racy'] as const;
@@ -55,7 +56,7 @@ export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
 /** A fault rate: a decimal from 0 to 1. */
 export function parseRate(option: string, value: string): number {
   const n = /^(0|1|0?\.\d+|0\.\d+|1\.0+)$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 0 && n <= 1)) throw new UsageError(`--${option}: ${JSON.stringify(value)} must be a number from 0 to 1 (e.g. 0.01)`);
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`--${option}: ${showValue(value)} must be a number from 0 to 1 (e.g. 0.01)`);
   return n;
 }
 
@@ -68,8 +69,8 @@ export function parseContainers(list: string, sizing: Parameters<typeof autoDmaE
   const containers = list.split(',').map((item): ContainerSpec => {
     const [backend = '', limit, extra] = item.split(':');
     const b = parseChoice<VfioBackend>('containers', backend, VFIO_BACKENDS);
-    if (extra !== undefined) throw new UsageError(`--containers: ${JSON.stringify(item)} is not type1, type1:N, type1:auto or iommufd`);
-    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${item})`);
+    if (extra !== undefined) throw new UsageError(`--containers: ${showValue(item)} is not type1, type1:N, type1:auto or iommufd`);
+    if (limit !== undefined && b !== 'type1') throw new UsageError(`--containers: only type1 takes a limit (${showValue(item)})`);
     if (b === 'iommufd') return { backend: b, dmaEntryLimit: 0 };
     if (limit === undefined) return { backend: b, dmaEntryLimit: TYPE1_DEFAULT_DMA_ENTRY_LIMIT, limitSource: 'default' };
     if (limit === 'auto') return { backend: b, dmaEntryLimit: autoDmaEntryLimit(sizing), limitSource: 'auto' };

@@ -14,14 +14,6 @@ export interface InvariantEntry {
 
 /** Every invariant, plus `deadlock` (explore and replay report it as a failure without an invariant of its own). */
 export const INVARIANT_GLOSSARY: Readonly<Record<InvariantName | 'deadlock', InvariantEntry>> = {
-  'incomplete-conversion': {
-    means: 'a conversion returned 0 to the guest, but KVM\'s memory attributes (and guest_memfd, in place) do not cover the whole range the guest asked for (checked where the workload says the vCPU owns the range)',
-    whatToDo: 'look at how kvm_convert_memory and the exits split the request: the GPA to offset translation (memory_region_find), the size passed on, the TDX/SNP pieces and retries',
-  },
-  'conversion-failed': {
-    means: 'a valid conversion (page aligned, all of it RAM) failed although no fault was injected: QEMU stops the VM for nothing',
-    whatToDo: 'read the errno: -EINVAL points at a wrong offset or size reaching ram_block_attributes_state_change, -ENOSPC at the type1 entry limit, -EEXIST at a double map',
-  },
   'stale-mapping': {
     means: 'a VFIO container maps an IOVA whose block is private, at a quiescent point, at a map (bitmap or KVM attributes private), or when QEMU frees the shared page while a container still maps (pins) it',
     whatToDo: 'check that every discard reaches every listener and that the bitmap is updated before populate notifications (the notify-before-bitmap mutant)',
@@ -61,6 +53,14 @@ export const INVARIANT_GLOSSARY: Readonly<Record<InvariantName | 'deadlock', Inv
   'data-integrity': {
     means: 'the guest read back data it did not write (the selftest workload\'s pattern check)',
     whatToDo: 'legacy mode discards a page on conversion; in place, shared data must survive a private round trip: see which conversion lost it',
+  },
+  'incomplete-conversion': {
+    means: 'a conversion returned 0 to the guest, but KVM\'s memory attributes (and guest_memfd, in place) do not cover the whole range the guest asked for (checked where the workload says the vCPU owns the range)',
+    whatToDo: 'look at how kvm_convert_memory and the exits split the request: the GPA to offset translation (memory_region_find), the size passed on, the TDX/SNP pieces and retries',
+  },
+  'conversion-failed': {
+    means: 'a valid conversion (page aligned, all of it RAM) failed although no fault was injected: QEMU stops the VM for nothing',
+    whatToDo: 'read the errno: -EINVAL points at a wrong offset or size reaching ram_block_attributes_state_change, -ENOSPC at the type1 entry limit, -EEXIST at a double map',
   },
   deadlock: {
     means: 'every actor waits for a message, every inbox is empty, yet a vCPU still waits for a reply',

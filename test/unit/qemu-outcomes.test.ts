@@ -99,7 +99,7 @@ describe('deterministic runtime and exploration: fatal outcomes end the run', ()
     expect(r.outcome).toBe('realize-failed');
     expect(r.qemuOutcome).toBe('realize-failed');
     expect(r.conversions).toBe(0);
-    expect(r.fatal?.message).toMatch(/^c0: vfio_ram_discard_register_listener: possibly running out of DMA mappings \(-ENOSPC\)/);
+    expect(r.fatal?.message).toMatch(/^c0: vfio_ram_discard_register_listener: possibly running out of DMA mappings \(-ENOSPC \(-28\)\)/);
     // One fewer memslot and it fits.
     expect(runCase(caseOf({ ...config, maxMemslots: 65535 - 16384 + 1 }), { stopAtViolation: false }).qemuOutcome).toBe('running');
   });
@@ -111,7 +111,7 @@ describe('deterministic runtime and exploration: fatal outcomes end the run', ()
     const config: RunConfig = { ...base, containers: [fd, fd], variant: { failMaps: { container: 0, afterMaps: 300, errno: 12 } } };
     const full = runCase(caseOf(config), { stopAtViolation: false, recordTrace: true });
     expect(full.qemuOutcome).toBe('qemu-exit');
-    expect(full.fatal?.message).toMatch(/^c0: ram_block_attributes_rdm_register_listener: replay failed \(-ENOMEM\): exit\(1\)$/);
+    expect(full.fatal?.message).toMatch(/^c0: ram_block_attributes_rdm_register_listener: replay failed \(-ENOMEM \(-12\)\): exit\(1\)$/);
     expect(full.conversions).toBeLessThan(config.conversions);
     // The last delivery of the story is the registration reply that carried the failure.
     const lines = story(full);
