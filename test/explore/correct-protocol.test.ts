@@ -43,10 +43,10 @@ describe(`correct protocol: no failure in ${SEEDS} schedules per workload, mode/
   }
 });
 
-describe(`correct protocol on varied machines: no failure in ${SEEDS * 4} schedules per workload`, () => {
+describe(`correct protocol on varied machines: no failure in ${SEEDS * 2} schedules per workload`, () => {
   for (const workload of WORKLOADS) {
     it(`${workload}: layouts, vCPUs, containers, rollback, faults, hot-plug and backing drawn from each seed`, () => {
-      const results = runIterations({ workload, strategy: 'random', depth: 2, expectedSteps: 2000, seed: 1000, count: SEEDS * 4, keepGoing: true, vary: true });
+      const results = runIterations({ workload, strategy: 'random', depth: 2, expectedSteps: 2000, seed: 1000, count: SEEDS * 2, keepGoing: true, vary: true });
       const failures = results.filter((r) => r.found).map((r) => `seed ${r.seed}: ${r.invariant}: ${r.message}`);
       expect(failures).toEqual([]);
       // Varied for real: several layouts and both backings were drawn, and some faults hit.
