@@ -20,6 +20,9 @@ import { Prng } from '../../core/prng.js';
 
 const PAGE = 4 * KiB;
 
+/** Memory faults on one page in a row, each converted with ret 0, after which the conversion is taken not to work. */
+const REFAULT_LIMIT = 64;
+
 /**
  * TDX: the chance that the vCPU has pending events when a MapGPA piece
  * completes, so that KVM returns RETRY instead of exiting for the next one.
@@ -36,7 +39,7 @@ type Blocked =
     requests: Exit[];
     toPrivate: boolean; reason: number; exits: number;
   }
-  | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number; faulted?: number }
+  | { kind: 'access'; action: Extract<GuestAction, { kind: 'access' }>; next: number; exits: number; faulted?: number; refaults?: number }
   | { kind: 'dma' };
 
 export class Vcpu implements ActorLogic {
@@ -263,11 +266,13 @@ export class Vcpu implements ActorLogic {
     for (; state.next < action.gpa + action.size; state.next += PAGE) {
       const block = (state.next - base) / this.#config.blockSize;
       if (kvm.test(block) === action.private) {
-        if (action.owned === true) {
-          this.#counters['checked:incomplete-conversion']++;
-          // The memory-fault conversion of this page returned 0, and no other vCPU converts it.
-          if (state.faulted === state.next) this.#reportIncomplete(state.next, PAGE, action.private);
-        }
+        this.#counters['checked:incomplete-conversion']++;
+        state.refaults = state.faulted === state.next ? (state.refaults ?? 0) + 1 : 0;
+        // The memory-fault conversion of this page returned 0 and the page still faults: where
+        // no other vCPU converts it, at once; elsewhere only when it goes on and on (another vCPU
+        // converting the page back between each fault and its retry, REFAULT_LIMIT times in a row,
+        // is not a schedule; a conversion that never takes effect is).
+        if (state.refaults === (action.owned === true ? 1 : REFAULT_LIMIT)) this.#reportIncomplete(state.next, PAGE, action.private);
         state.faulted = state.next;
         this.#blocked = state;
         this.#exit(EXIT_MEMORY_FAULT, this.#physMap.gpaOf(state.next - base) ?? state.next, PAGE, action.private, ctx);
