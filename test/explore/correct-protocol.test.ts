@@ -16,7 +16,7 @@ import type { StrategyName } from '../../src/runtime/deterministic/strategy.js';
  * Schedules per cell. Kept small so that `npm test` stays within its time
  * budget; the measured figures (100,000s of schedules) are in BENCHMARKS.md.
  */
-const SEEDS = 50;
+const SEEDS = 30;
 const WORKLOADS: WorkloadName[] = ['storm', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
 const MODES: Array<{ mode: BackingMode; order: InplaceOrder }> = [
   { mode: 'legacy', order: 'explicit' },

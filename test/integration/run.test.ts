@@ -61,7 +61,7 @@ describe('convsim run (real threads)', () => {
   }, 120_000);
 
   it.each(['explicit', 'priority'])('in-place %s order keeps unmap before CONVERT_PRIVATE and map after CONVERT_SHARED', (order) => {
-    const { status, json } = runJson(['--mode', 'inplace', '--order', order, '--guest-mem', '128M', '--conversions', '500']);
+    const { status, json } = runJson(['--mode', 'inplace', '--order', order, '--guest-mem', '128M', '--conversions', '250']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
   }, 120_000);
@@ -74,7 +74,7 @@ describe('convsim run (real threads)', () => {
   }, 120_000);
 
   it('hot-plugging containers during conversions (serialised with registration) has no violation', () => {
-    const { status, json } = runJson(['--workload', 'hotplug', '--guest-mem', '128M', '--conversions', '800']);
+    const { status, json } = runJson(['--workload', 'hotplug', '--guest-mem', '128M', '--conversions', '400']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
   }, 120_000);
