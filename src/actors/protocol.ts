@@ -22,14 +22,20 @@ export type Message =
   | { type: 'exit'; from: number; tag: number; reason: number; gpa: number; size: number; toPrivate: boolean }
   // KVM exit handler -> vCPU: the exit is handled, the vCPU may resume (ret of kvm_convert_memory; 1 = VM stopped).
   | { type: 'exitDone'; from: number; tag: number; ret: number }
-  // KVM exit handler -> RamBlockAttributes owner: ram_block_attributes_state_change().
-  | { type: 'stateChange'; from: number; tag: number; offset: number; size: number; toDiscard: boolean }
+  // KVM exit handler -> RamBlockAttributes owner: ram_block_attributes_state_change(), run for
+  // the vCPU (actor index `vcpu`) whose thread converts: its bitmap accesses are made there.
+  | { type: 'stateChange'; from: number; tag: number; offset: number; size: number; toDiscard: boolean; vcpu: number }
   | { type: 'stateChangeDone'; from: number; tag: number; ret: number }
   // RamBlockAttributes owner -> listener (container or, in priority order, the KVM exit handler).
   // `replay`: the call is part of a listener's (un)registration, not of a state change.
   | { type: 'notifyPopulate'; from: number; tag: number; offset: number; size: number; iova: number; replay: boolean }
   | { type: 'notifyDiscard'; from: number; tag: number; offset: number; size: number; iova: number; replay: boolean }
   | { type: 'notifyDone'; from: number; tag: number; ret: number }
+  // RamBlockAttributes owner -> the converting vCPU: one bitmap access of the state change, made on
+  // the vCPU's thread (see bitmap-ops.ts). `op` indexes BITMAP_STEP_OPS; `index` is the word
+  // (load, store, atomic) or the first bit (find); `a`/`b` the mask halves, or `a` the find limit.
+  | { type: 'bitmapStep'; from: number; tag: number; op: number; index: number; a: number; b: number }
+  | { type: 'bitmapStepDone'; from: number; tag: number; ret: number }
   // Container -> RamBlockAttributes owner: ram_discard_manager_(un)register_listener().
   | { type: 'register'; from: number; tag: number; offset: number; size: number; iova: number; priority: number }
   | { type: 'unregister'; from: number; tag: number; offset: number; iova: number }

@@ -11,10 +11,30 @@ import type { SharedBacking } from '../core/shared-backing.js';
 import type { Platform } from './vcpu/conversion-exits.js';
 import type { VfioBackend } from '../core/vfio/container.js';
 import type { FaultSpec } from '../core/fault-plan.js';
+import type { ProtocolPolicy } from '../core/protocol-policy.js';
 import type { Topology } from './actor.js';
 
-export type WorkloadName = 'storm' | 'selftest' | 'hotplug' | 'overlap' | 'swiotlb';
-export const WORKLOADS: readonly WorkloadName[] = ['storm', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
+export type WorkloadName = 'storm' | 'adversarial' | 'selftest' | 'hotplug' | 'overlap' | 'swiotlb';
+export const WORKLOADS: readonly WorkloadName[] = ['storm', 'adversarial', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
+
+/**
+ * What kind of guest each workload is (for `--help` and the README): a
+ * well-behaved guest never converts a page another of its vCPUs is
+ * converting; a malicious one races them on purpose.
+ */
+export const WORKLOAD_KINDS: Readonly<Record<WorkloadName, string>> = {
+  storm: 'well-behaved Linux guest: vCPUs convert disjoint pages at once, often in one 256 KiB bitmap word',
+  adversarial: 'malicious guest: vCPUs race opposite conversions of the same pages on purpose',
+  selftest: 'well-behaved: Linux\'s private_mem_conversions_test, each vCPU on its own chunk',
+  hotplug: 'well-behaved (storm) while devices are unplugged and plugged again',
+  overlap: 'malicious: every vCPU converts one 2 MiB window back and forth, ranges shifted',
+  swiotlb: 'well-behaved: a bounce-buffer pool made shared at boot, then DMA',
+};
+
+/** The workload help lines: `name  kind`, indented for a command's help. */
+export function workloadHelp(indent: string): string {
+  return WORKLOADS.map((w) => `${indent}${w.padEnd(12)} ${WORKLOAD_KINDS[w]}`).join('\n');
+}
 
 export interface ContainerSpec {
   readonly backend: VfioBackend;
@@ -36,7 +56,11 @@ export interface RunConfig {
   readonly mode: BackingMode;
   readonly order: InplaceOrder;
   readonly rollback: RollbackPolicy;
-  /** Conversions the KVM exit handler runs at once (p-queue concurrency). */
+  /**
+   * `kvm_convert_memory` calls that may run at once: the vCPU threads that
+   * can be converting together (p-queue concurrency at the KVM exit
+   * handler; default every vCPU). The conversion lock may allow fewer.
+   */
   readonly inFlight: number;
   /** Total conversions across vCPUs. */
   readonly conversions: number;
@@ -46,8 +70,8 @@ export interface RunConfig {
   readonly checkEvery: number;
   /** `kvm_get_max_memslots()` for the VFIO mapping estimate (x86 KVM: 32764). */
   readonly maxMemslots: number;
-  /** See {@link RegistrationOrder}: `serialized` unless a mutant asks otherwise. */
-  readonly registrationOrder: 'serialized' | 'racy';
+  /** The concurrency policies (lock, bitmap ops, registration, listener list); default QEMU as merged. */
+  readonly protocol: ProtocolPolicy;
   readonly variant?: ProtocolVariant;
   /**
    * The guest-physical map and each container's VFIO sections (resolved, so
@@ -110,8 +134,12 @@ export interface ProtocolVariant {
 
 /** Everything shared between threads. */
 export interface SharedState {
-  /** RamBlockAttributes bitmap (1 = shared). Written by the owner only. */
+  /** RamBlockAttributes bitmap (1 = shared). Written by the converting vCPUs' threads (bitmap steps). */
   readonly bitmap: SharedArrayBuffer;
+  /** Per block, the value the last write meaning to change it wrote: the `lost-update` check (bitmap-executor.ts). */
+  readonly intended: SharedArrayBuffer;
+  /** One Int32: the lock of that check's store-record-compare. */
+  readonly bitmapCheckLock: SharedArrayBuffer;
   /** KVM memory attributes (1 = shared). Written by the KVM exit handler only. */
   readonly kvmShared: SharedArrayBuffer;
   readonly memory: GuestMemoryBuffers;

@@ -33,7 +33,7 @@ export const SHARED_BYTES_PER_BLOCK = 21;
 /**
  * Why `config`'s workload does not fit its guest (one line), or undefined
  * when it does: selftest needs 2M+4K per vCPU, storm and hotplug 64M,
- * overlap 8M, swiotlb 4M per vCPU.
+ * overlap and adversarial 8M, swiotlb 4M per vCPU.
  */
 export function workloadFitProblem(config: Pick<RunConfig, 'workload' | 'vcpus' | 'guestMem'>): string | undefined {
   const { workload, vcpus, guestMem } = config;
@@ -41,7 +41,7 @@ export function workloadFitProblem(config: Pick<RunConfig, 'workload' | 'vcpus' 
     return `selftest needs a 2M+4K chunk every 4M per vCPU: ${vcpus} vCPUs do not fit in ${formatSize(guestMem)}`;
   }
   if ((workload === 'storm' || workload === 'hotplug') && guestMem < 64 * MiB) return `${workload} needs a guest of at least 64M`;
-  if (workload === 'overlap' && guestMem < 8 * MiB) return 'overlap needs a guest of at least 8M';
+  if ((workload === 'overlap' || workload === 'adversarial') && guestMem < 8 * MiB) return `${workload} needs a guest of at least 8M`;
   if (workload === 'swiotlb' && guestMem < vcpus * 4 * MiB) return 'swiotlb needs at least 4M of guest per vCPU';
   return undefined;
 }

@@ -1,4 +1,5 @@
 /** Views of the run's SharedArrayBuffers, built the same way in every thread. */
+import type { BitmapExecutorState } from '../core/bitmap-executor.js';
 import { GuestMemory } from '../core/guest-memory.js';
 import type { StateView } from '../core/invariants.js';
 import { KvmMemoryAttributes } from '../core/kvm-memory-attributes.js';
@@ -19,9 +20,17 @@ export function allocateSharedState(config: RunConfig): SharedState {
   const blocks = blocksOf(config);
   return {
     bitmap: new SharedArrayBuffer(SharedBitmap.byteLengthFor(blocks)),
+    intended: new SharedArrayBuffer(SharedBitmap.byteLengthFor(blocks)),
+    bitmapCheckLock: new SharedArrayBuffer(4),
     kvmShared: new SharedArrayBuffer(SharedBitmap.byteLengthFor(blocks)),
     memory: GuestMemory.allocateBuffers(config.guestMem, config.blockSize),
   };
+}
+
+/** What a vCPU's bitmap executor works on (the bitmap, the intended writes, the check lock). */
+export function bitmapExecutorState(setup: ActorSetup, bitmap: SharedBitmap): BitmapExecutorState {
+  const blocks = blocksOf(setup.config);
+  return { bitmap, intended: new SharedBitmap(blocks, setup.shared.intended), lock: new Int32Array(setup.shared.bitmapCheckLock), blockSize: setup.config.blockSize };
 }
 
 export function sharedViews(setup: ActorSetup): SharedViews {

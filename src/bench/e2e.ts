@@ -2,6 +2,7 @@
  * End-to-end benchmark: conversions per second of the threaded runtime for
  * 1, 2, 4 and 8 vCPUs (and 1, 2 containers), same workload and seed.
  */
+import { MERGED_PROTOCOL } from '../core/protocol-policy.js';
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
 import { KVM_X86_MAX_MEMSLOTS } from '../core/vfio/dma-mapping-estimate.js';
 import type { RunConfig } from '../actors/run-config.js';
@@ -53,8 +54,8 @@ export async function runE2eBench(options: { conversions?: number; repetitions?:
           ? { backend: 'type1' as const, dmaEntryLimit: autoDmaEntryLimit({ guestMem, gpaBase: 0, blockSize: 4096, maxMemslots: KVM_X86_MAX_MEMSLOTS }), limitSource: 'auto' as const }
           : { backend: 'iommufd' as const, dmaEntryLimit: 0 })),
         guestMem, blockSize: 4096, gpaBase: 0, mode: 'legacy', order: 'explicit', rollback: 'none',
-        inFlight: 1, conversions, seed: 1, workload: 'storm', checkEvery: 1_000_000, maxMemslots: KVM_X86_MAX_MEMSLOTS,
-        registrationOrder: 'serialized',
+        inFlight: vcpus, conversions, seed: 1, workload: 'storm', checkEvery: 1_000_000, maxMemslots: KVM_X86_MAX_MEMSLOTS,
+        protocol: MERGED_PROTOCOL,
       };
       const runs: number[] = [];
       const hops: number[] = [];

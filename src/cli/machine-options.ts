@@ -1,6 +1,6 @@
 /**
  * The machine options shared by `run` and `explore`: vCPUs, containers,
- * guest size, rollback, conversions in flight, registration order, layout
+ * guest size, rollback, conversions in flight, layout
  * and fault injection. Every mistake is a one-line UsageError.
  */
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
@@ -17,8 +17,6 @@ import { parseChoice, parseCount, parseSize } from './option-values.js';
 import { showValue } from './show-value.js';
 import { UsageError } from './usage-error.js';
 
-export const REGISTRATION_ORDERS = ['serialized', 'racy'] as const;
-
 /** `util.parseArgs` definitions of the machine options (no defaults: absent means "the command's default"). */
 export const MACHINE_OPTIONS = {
   vcpus: { type: 'string' },
@@ -26,7 +24,6 @@ export const MACHINE_OPTIONS = {
   'guest-mem': { type: 'string' },
   rollback: { type: 'string' },
   'in-flight': { type: 'string' },
-  registration: { type: 'string' },
   layout: { type: 'string' },
   faults: { type: 'string' },
   'fault-kinds': { type: 'string' },
@@ -41,9 +38,8 @@ export const MACHINE_HELP = `  --vcpus N            vCPUs (1 to 64)
                        dma_entry_limit 65535, type1:N sets it, type1:auto raises it to fit
   --guest-mem SIZE     guest RAM, a multiple of 2M (e.g. 64M, 1G)
   --rollback R         ${ROLLBACK_POLICIES.join('|')}
-  --in-flight N        conversions in flight at the KVM exit handler (1 serialises them)
-  --registration R     ${REGISTRATION_ORDERS.join('|')}: whether listener (un)registration may
-                       interleave with state changes
+  --in-flight N        vCPU threads that may be in kvm_convert_memory at once (default: all;
+                       the conversion lock may allow fewer)
   --layout L           ${LAYOUTS.join('|')}: flat = one section at GPA 0; x86 = ram-below-4g and
                        ram-above-4g (one VFIO listener each, IOVA != offset above the split);
                        random = seeded sections with holes and varied GPA/IOVA offsets
@@ -120,7 +116,6 @@ export function parseMachineOptions(values: MachineOptionValues, defaults: { gue
     guestMem,
     rollback: pick(values.rollback, (v) => parseChoice('rollback', v, ROLLBACK_POLICIES)),
     inFlight: pick(values['in-flight'], (v) => parseCount('in-flight', v, 1, 1024)),
-    registration: pick(values.registration, (v) => parseChoice('registration', v, REGISTRATION_ORDERS)),
     layout: pick(values.layout, (v) => parseChoice<LayoutName>('layout', v, LAYOUTS)),
     faults,
     hotplug: values.hotplug,

@@ -25,6 +25,8 @@ export type MarkerEvent =
   | { kind: 'notifyPopulateDone'; listener: string; offset: number; size: number; ret: Ret }
   /** One `ram_block_attributes_notify_populate` walk over all listeners for one range. */
   | { kind: 'populateStep'; offset: number; size: number }
+  /** A walk of rdl_list stepped on from a listener freed while it stood on it (listener-list.ts). */
+  | { kind: 'listenerUseAfterFree'; listener: string }
   /** A map about to be attempted, with the host offset it targets. */
   | { kind: 'dmaMapAttempt'; container: string; iova: number; size: number; hostOffset: number };
 

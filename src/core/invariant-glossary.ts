@@ -62,6 +62,14 @@ export const INVARIANT_GLOSSARY: Readonly<Record<InvariantName | 'deadlock', Inv
     means: 'a valid conversion (page aligned, all of it RAM) failed although no fault was injected: QEMU stops the VM for nothing',
     whatToDo: 'read the errno: -EINVAL points at a wrong offset or size reaching ram_block_attributes_state_change, -ENOSPC at the type1 entry limit, -EEXIST at a double map',
   },
+  'lost-update': {
+    means: 'a store of a 64-bit bitmap word wrote back a block its thread did not mean to change, with a value other than the one the last state change writing that block wrote (two vCPUs converting disjoint pages of one 256 KiB word with the non-atomic bitmap ops)',
+    whatToDo: 'make the bitmap writes of ram_block_attributes_state_change atomic (--bitmap-ops atomic) or serialise state changes (--conversion-lock rba-mutex or bql); the story names the two threads, the word, their loads and stores',
+  },
+  'use-after-free': {
+    means: 'a walk of rdl_list (a state change notifying listeners) stepped on from a listener that vfio_ram_discard_unregister_listener had unlinked and freed meanwhile',
+    whatToDo: 'keep unregistration away from walks: RCU for rdl_list (--listener-list rcu), or the BQL around conversions (--conversion-lock bql); serialising registration alone (--registration serialized) also closes it',
+  },
   deadlock: {
     means: 'every actor waits for a message, every inbox is empty, yet a vCPU still waits for a reply',
     whatToDo: 'replay the token and read the last messages of the story: a reply was never sent (or an actor went silent)',

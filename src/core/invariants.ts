@@ -32,6 +32,8 @@ export const INVARIANTS = [
   'data-integrity',
   'incomplete-conversion',
   'conversion-failed',
+  'lost-update',
+  'use-after-free',
 ] as const;
 
 /**
@@ -41,7 +43,10 @@ export const INVARIANTS = [
  * attributes do not cover the range it asked for: agreement (3) against the
  * guest's request) and `conversion-failed` (a valid request, inside RAM and
  * page aligned, failed although no fault was injected: the VM stops for
- * nothing).
+ * nothing), `lost-update` (a bitmap store wrote back a bit its thread did not
+ * mean to change, differing from the last intended write of that block; see
+ * bitmap-executor.ts) and `use-after-free` (a listener walk stepped from a
+ * listener that was unlinked and freed meanwhile; see listener-list.ts).
  */
 export type InvariantName = (typeof INVARIANTS)[number];
 

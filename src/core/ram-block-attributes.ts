@@ -7,9 +7,13 @@
  * `ram_block_attributes_state_change`, `notifyPopulate` is
  * `ram_block_attributes_notify_populate`, and so on.
  */
+import { BitmapExecutor } from './bitmap-executor.js';
+import { bitmapWriter, type BitmapStep, type BitmapWriter } from './bitmap-ops.js';
 import { EINVAL, type Ret } from './errno.js';
 import type { EventBus } from './events.js';
+import { createListenerList, type ListenerList, type Registration } from './listener-list.js';
 import { sectionIntersectRange, type MemoryRegionSection } from './memory-region-section.js';
+import { MERGED_PROTOCOL, type BitmapOps, type ListenerListPolicy } from './protocol-policy.js';
 import type { RamDiscardListener, RamDiscardManager, ReplayFn } from './ram-discard-manager.js';
 import { SharedBitmap } from './shared-bitmap.js';
 import { isAligned, U64_LIMIT } from './units.js';
@@ -47,22 +51,38 @@ export interface RamBlockAttributesOptions {
   readonly invertPriorityWalk?: boolean;
   /** An existing shared bitmap to adopt (another thread's view); else a new one. */
   readonly bitmap?: SharedBitmap;
+  /** How the state change writes the bitmap (default: merged, non-atomic). */
+  readonly bitmapOps?: BitmapOps;
+  /** What unregistration does to walks in flight (default: merged, unlink and free). */
+  readonly listenerList?: ListenerListPolicy;
   readonly bus?: EventBus;
 }
 
 /**
- * One synchronous listener call the algorithm needs made. The algorithms
- * are generators that yield these and are resumed with the call's result,
- * so the same code runs synchronously ({@link callListener}) and on the
- * actor runtime, where a call is a message to a container and a wait for
- * its reply.
+ * One synchronous listener call the algorithm needs made.
  */
 export type ListenerCall =
   | { readonly kind: 'populate'; readonly listener: RamDiscardListener; readonly section: MemoryRegionSection }
   | { readonly kind: 'discard'; readonly listener: RamDiscardListener; readonly section: MemoryRegionSection };
 
-/** The shape of every RamBlockAttributes algorithm: yields calls, returns a Ret. */
-export type ListenerCalls = Generator<ListenerCall, Ret, Ret>;
+/**
+ * One step of a RamBlockAttributes algorithm at QEMU's grain: a listener
+ * call, or a bitmap access of the converting thread (bitmap-ops.ts). The
+ * algorithms are generators that yield these and are resumed with each
+ * step's result, so the same code runs synchronously ({@link runSteps}) and
+ * on the actor runtime, where a listener call is a message to a container
+ * and a bitmap step a message to the converting vCPU's thread; another
+ * thread may run between any two steps.
+ */
+export type RbaStep = ListenerCall | BitmapStep;
+
+/** The shape of every RamBlockAttributes algorithm: yields steps, returns a Ret. */
+export type ListenerCalls = Generator<RbaStep, Ret, Ret>;
+
+/** Whether a step is a listener call (else a bitmap access). */
+export function isListenerCall(step: RbaStep): step is ListenerCall {
+  return step.kind === 'populate' || step.kind === 'discard';
+}
 
 /** Make a listener call directly (discards always "return" 0). */
 export function callListener(call: ListenerCall): Ret {
@@ -71,10 +91,15 @@ export function callListener(call: ListenerCall): Ret {
   return 0;
 }
 
-/** Run an algorithm to completion with direct listener calls. */
-export function runListenerCalls(calls: ListenerCalls): Ret {
+/** Run an algorithm to completion in this thread: direct listener calls, bitmap steps by `executor`. */
+export function runSteps(calls: ListenerCalls, executor: BitmapExecutor | undefined): Ret {
   let step = calls.next();
-  while (!step.done) step = calls.next(callListener(step.value));
+  while (!step.done) {
+    const value = step.value;
+    if (isListenerCall(value)) step = calls.next(callListener(value));
+    else if (executor === undefined) throw new Error(`bitmap step ${value.kind} without an executor`);
+    else step = calls.next(executor.execute(value));
+  }
   return step.value;
 }
 
@@ -90,12 +115,6 @@ export function isValidBlockRange(offset: number, size: number, blockSize: numbe
   return offset + size <= regionSize;
 }
 
-/** A registered listener and the copy of the section it registered with. */
-interface Registration {
-  readonly listener: RamDiscardListener;
-  readonly section: MemoryRegionSection;
-}
-
 export class RamBlockAttributes implements RamDiscardManager {
   readonly mr: string;
   readonly regionSize: number;
@@ -109,8 +128,12 @@ export class RamBlockAttributes implements RamDiscardManager {
   readonly #notifyBeforeBitmap: boolean;
   readonly #invertWalk: boolean;
   readonly #bus: EventBus | undefined;
-  /** `rdl_list` in notification (populate-walk) order. */
-  #registrations: Registration[] = [];
+  /** `rdl_list`, under the listener-list policy. */
+  readonly #list: ListenerList;
+  /** `bitmap_set`/`set_bit` and friends, under the bitmap-ops policy. */
+  readonly #writer: BitmapWriter;
+  /** Runs bitmap steps in this thread for the synchronous entry points (made on first use). */
+  #direct: BitmapExecutor | undefined;
 
   constructor(options: RamBlockAttributesOptions) {
     this.mr = options.mr;
@@ -126,16 +149,28 @@ export class RamBlockAttributes implements RamDiscardManager {
     this.#notifyBeforeBitmap = options.notifyBeforeBitmap ?? false;
     this.#invertWalk = options.priorities && (options.invertPriorityWalk ?? false);
     this.#bus = options.bus;
+    this.#list = createListenerList(options.listenerList ?? MERGED_PROTOCOL.listenerList);
+    this.#writer = bitmapWriter(options.bitmapOps ?? MERGED_PROTOCOL.bitmapOps);
+  }
+
+  /** The executor of the synchronous entry points: this thread stands for the converting one. */
+  #directExecutor(): BitmapExecutor {
+    if (this.#direct === undefined) {
+      const intended = new SharedBitmap(this.bitmapSize);
+      for (const [first, count] of this.bitmap.setRuns()) intended.setRange(first, count);
+      this.#direct = new BitmapExecutor({ bitmap: this.bitmap, intended, lock: new Int32Array(new SharedArrayBuffer(4)), blockSize: this.blockSize }, []);
+    }
+    return this.#direct;
   }
 
   /** Listener names in notification (populate-walk) order. */
   get listenerNames(): string[] {
-    return this.#registrations.map((r) => r.listener.name);
+    return this.#list.all().map((r) => r.listener.name);
   }
 
   /** The section a listener registered with, or undefined. */
   sectionOf(listener: RamDiscardListener): MemoryRegionSection | undefined {
-    return this.#registrations.find((r) => r.listener === listener)?.section;
+    return this.#list.find(listener)?.section;
   }
 
   // --- RamDiscardManager -------------------------------------------------
@@ -163,11 +198,11 @@ export class RamBlockAttributes implements RamDiscardManager {
   }
 
   registerListener(listener: RamDiscardListener, section: MemoryRegionSection): Ret {
-    return runListenerCalls(this.registerListenerCalls(listener, section));
+    return runSteps(this.registerListenerCalls(listener, section), undefined);
   }
 
   unregisterListener(listener: RamDiscardListener): void {
-    runListenerCalls(this.unregisterListenerCalls(listener));
+    runSteps(this.unregisterListenerCalls(listener), undefined);
   }
 
   /**
@@ -183,22 +218,12 @@ export class RamBlockAttributes implements RamDiscardManager {
    */
   *registerListenerCalls(listener: RamDiscardListener, section: MemoryRegionSection): ListenerCalls {
     if (section.mr !== this.mr) throw new RangeError(`section of ${section.mr} registered with ${this.mr}`);
-    if (this.#registrations.some((r) => r.listener === listener)) {
+    if (this.#list.find(listener) !== undefined) {
       throw new RangeError(`listener ${listener.name} is already registered`);
     }
     const registration: Registration = { listener, section: { ...section } };
-    const list = [...this.#registrations];
-    if (this.priorities) {
-      // Sorted by ascending priority; equal priorities keep registration order.
-      const at = list.findIndex((r) => r.listener.priority > listener.priority);
-      if (at < 0) list.push(registration);
-      else list.splice(at, 0, registration);
-    } else {
-      // QLIST_INSERT_HEAD: the newest listener is notified first.
-      list.unshift(registration);
-    }
-    // Copy-on-write: a walk in flight keeps iterating the list it started with.
-    this.#registrations = list;
+    // QLIST_INSERT_HEAD (the newest listener is notified first), or sorted by priority.
+    this.#list.insert(registration, this.priorities);
     for (const run of this.#runs(registration.section, true)) {
       const ret = yield* this.#populateCall(listener, run);
       if (ret !== 0) return ret;
@@ -212,14 +237,16 @@ export class RamBlockAttributes implements RamDiscardManager {
    * shared run; then unlink.
    */
   *unregisterListenerCalls(listener: RamDiscardListener): ListenerCalls {
-    const registration = this.#registrations.find((r) => r.listener === listener);
+    const registration = this.#list.find(listener);
     if (registration === undefined) throw new RangeError(`listener ${listener.name} is not registered`);
     if (listener.doubleDiscardSupported) {
       yield* this.#discardCall(listener, registration.section, false);
     } else {
       for (const run of this.#runs(registration.section, true)) yield* this.#discardCall(listener, run, false);
     }
-    this.#registrations = this.#registrations.filter((r) => r !== registration);
+    // QLIST_REMOVE, then vfio_ram_discard_unregister_listener's g_free: one step, no walk can
+    // come between them (the list policy decides what a walk standing on it meets).
+    this.#list.remove(registration);
     return 0;
   }
 
@@ -238,76 +265,88 @@ export class RamBlockAttributes implements RamDiscardManager {
    * populate (handled by the rollback policy).
    */
   stateChange(offset: number, size: number, toDiscard: boolean): Ret {
-    return runListenerCalls(this.stateChangeCalls(offset, size, toDiscard));
+    return runSteps(this.stateChangeCalls(offset, size, toDiscard), this.#directExecutor());
   }
 
   /**
-   * {@link stateChange} as a generator of listener calls.
+   * {@link stateChange} as a generator of steps at QEMU's grain.
    *
-   * Concurrency: there is no lock (QEMU has none [inferred]). Two of these
-   * may be in flight at once on the actor runtime, each reading and writing
-   * the bitmap between its own listener calls.
+   * Concurrency: nothing is held (QEMU as merged). The classification is
+   * two scans (`find_next_bit`, `find_next_zero_bit`), each a step; every
+   * bitmap word written is a load and a store (non-atomic ops) or one
+   * atomic step; every listener call is a step. Another state change, a
+   * registration replay or an unregistration may run between any two,
+   * exactly where QEMU's threads can: a classification may be stale by the
+   * time the write comes, a store may write back a word another vCPU
+   * changed since the load (`lost-update`), a walk may stand on a listener
+   * being freed (`use-after-free`). Which of them can happen is the
+   * protocol's policies' business (protocol-policy.ts), not this code's.
    */
   *stateChangeCalls(offset: number, size: number, toDiscard: boolean): ListenerCalls {
     if (!this.isValidRange(offset, size)) return -EINVAL;
     const bus = this.#bus;
     bus?.emit({ kind: 'stateChangeBegin', offset, size, toDiscard });
-    const ret = toDiscard ? yield* this.#changeToDiscarded(offset, size) : yield* this.#changeToPopulated(offset, size);
+    const firstBit = offset / this.blockSize;
+    const nbits = size / this.blockSize;
+    const end = firstBit + nbits;
+    // The declarations of ram_block_attributes_state_change: two scans, another thread may write between them.
+    const isDiscarded = (yield { kind: 'find', zero: false, from: firstBit, limit: end }) >= end;
+    const isPopulated = (yield { kind: 'find', zero: true, from: firstBit, limit: end }) >= end;
+    const ret = toDiscard
+      ? yield* this.#changeToDiscarded(firstBit, nbits, isDiscarded, isPopulated)
+      : yield* this.#changeToPopulated(firstBit, nbits, isDiscarded, isPopulated);
     bus?.emit({ kind: 'stateChangeEnd', offset, size, toDiscard, ret });
     return ret;
   }
 
-  *#changeToDiscarded(offset: number, size: number): ListenerCalls {
-    const firstBit = offset / this.blockSize;
-    const nbits = size / this.blockSize;
-    const bitmap = this.bitmap;
-    if (bitmap.isRangeClear(firstBit, nbits)) return 0; // already private
+  *#changeToDiscarded(firstBit: number, nbits: number, isDiscarded: boolean, isPopulated: boolean): ListenerCalls {
+    const writer = this.#writer;
     const late = this.#notifyBeforeBitmap;
-    if (bitmap.isRangeSet(firstBit, nbits)) {
-      if (!late) bitmap.clearRange(firstBit, nbits);
-      yield* this.#notifyDiscard(offset, size, false);
-      if (late) bitmap.clearRange(firstBit, nbits);
+    if (isDiscarded) return 0; // already private
+    if (isPopulated) {
+      if (!late) yield* writer.range(firstBit, nbits, false);
+      yield* this.#notifyDiscard(firstBit * this.blockSize, nbits * this.blockSize, false);
+      if (late) yield* writer.range(firstBit, nbits, false);
       return 0;
     }
-    // Unexpected mixture: one block at a time, ascending.
+    // Unexpected mixture: one block at a time, ascending. QEMU tests each bit; the skipped
+    // test_bit reads up to the next shared block are one scan step here.
     const end = firstBit + nbits;
-    for (let bit = bitmap.findNextBit(firstBit, end); bit < end; bit = bitmap.findNextBit(bit + 1, end)) {
-      if (!late) bitmap.clear(bit);
+    for (let bit = yield* this.#find(false, firstBit, end); bit < end; bit = yield* this.#find(false, bit + 1, end)) {
+      if (!late) yield* writer.bit(bit, false);
       yield* this.#notifyDiscard(bit * this.blockSize, this.blockSize, false);
-      if (late) bitmap.clear(bit);
+      if (late) yield* writer.bit(bit, false);
     }
     return 0;
   }
 
-  *#changeToPopulated(offset: number, size: number): ListenerCalls {
-    const firstBit = offset / this.blockSize;
-    const nbits = size / this.blockSize;
-    const bitmap = this.bitmap;
-    if (bitmap.isRangeSet(firstBit, nbits)) return 0; // already shared
+  *#changeToPopulated(firstBit: number, nbits: number, isDiscarded: boolean, isPopulated: boolean): ListenerCalls {
+    const writer = this.#writer;
     const late = this.#notifyBeforeBitmap;
-    if (bitmap.isRangeClear(firstBit, nbits)) {
-      if (!late) bitmap.setRange(firstBit, nbits);
-      const ret = yield* this.#notifyPopulate(offset, size);
-      if (late && (ret === 0 || this.rollback === 'none')) bitmap.setRange(firstBit, nbits);
-      if (ret !== 0 && this.rollback !== 'none') bitmap.clearRange(firstBit, nbits);
+    if (isPopulated) return 0; // already shared
+    if (isDiscarded) {
+      if (!late) yield* writer.range(firstBit, nbits, true);
+      const ret = yield* this.#notifyPopulate(firstBit * this.blockSize, nbits * this.blockSize);
+      if (late && (ret === 0 || this.rollback === 'none')) yield* writer.range(firstBit, nbits, true);
+      if (ret !== 0 && this.rollback !== 'none') yield* writer.range(firstBit, nbits, false);
       return ret;
     }
     // Unexpected mixture: one block at a time, ascending, stop at the first error.
     const end = firstBit + nbits;
     const changed: number[] = []; // blocks this call populated, for `full` rollback
-    for (let bit = bitmap.findNextZeroBit(firstBit, end); bit < end; bit = bitmap.findNextZeroBit(bit + 1, end)) {
-      if (!late) bitmap.set(bit);
+    for (let bit = yield* this.#find(true, firstBit, end); bit < end; bit = yield* this.#find(true, bit + 1, end)) {
+      if (!late) yield* writer.bit(bit, true);
       const ret = yield* this.#notifyPopulate(bit * this.blockSize, this.blockSize);
-      if (late && (ret === 0 || this.rollback === 'none')) bitmap.set(bit);
+      if (late && (ret === 0 || this.rollback === 'none')) yield* writer.bit(bit, true);
       if (ret === 0) {
         if (this.rollback === 'full') changed.push(bit);
         continue;
       }
-      if (this.rollback !== 'none') bitmap.clear(bit);
+      if (this.rollback !== 'none') yield* writer.bit(bit, false);
       if (this.rollback === 'full') {
         // v5 patch 10: every block this call populated goes back, ascending.
         for (const done of changed) {
-          bitmap.clear(done);
+          yield* writer.bit(done, false);
           yield* this.#notifyDiscard(done * this.blockSize, this.blockSize, true);
         }
       }
@@ -316,7 +355,19 @@ export class RamBlockAttributes implements RamDiscardManager {
     return 0;
   }
 
+  /** One scan step: the next block from `from` that is private (`zero`) or shared, else `limit`. */
+  *#find(zero: boolean, from: number, limit: number): ListenerCalls {
+    if (from >= limit) return limit;
+    return yield { kind: 'find', zero, from, limit };
+  }
+
   // --- notification walks ---------------------------------------------------
+
+  /** Begin a walk of `rdl_list`; stepping on from a freed listener is reported on the bus. */
+  #walk(reverse: boolean): () => Registration | undefined {
+    const walk = this.#list.walk(reverse, (freed) => this.#bus?.emit({ kind: 'listenerUseAfterFree', listener: freed.listener.name }));
+    return () => walk.next();
+  }
 
   /**
    * `ram_block_attributes_notify_populate`: every listener whose section
@@ -332,8 +383,8 @@ export class RamBlockAttributes implements RamDiscardManager {
   *#notifyPopulate(offset: number, size: number): ListenerCalls {
     this.#bus?.emit({ kind: 'populateStep', offset, size });
     const notified: Registration[] = [];
-    const walk = this.#invertWalk ? [...this.#registrations].reverse() : this.#registrations;
-    for (const registration of walk) {
+    const next = this.#walk(this.#invertWalk);
+    for (let registration = next(); registration !== undefined; registration = next()) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section === undefined) continue;
       const ret = yield* this.#populateCall(registration.listener, section);
@@ -357,10 +408,8 @@ export class RamBlockAttributes implements RamDiscardManager {
    * (reverse order with priorities); cannot fail.
    */
   *#notifyDiscard(offset: number, size: number, rollback: boolean): ListenerCalls {
-    const registrations = this.#registrations;
-    const reverse = this.priorities !== this.#invertWalk;
-    for (let i = 0; i < registrations.length; i++) {
-      const registration = registrations[reverse ? registrations.length - 1 - i : i]!;
+    const next = this.#walk(this.priorities !== this.#invertWalk);
+    for (let registration = next(); registration !== undefined; registration = next()) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section !== undefined) yield* this.#discardCall(registration.listener, section, rollback);
     }

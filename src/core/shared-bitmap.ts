@@ -60,7 +60,8 @@ export class SharedBitmap {
   /** Bytes of `SharedArrayBuffer` needed for `nbits` bits (whole 32-bit words). */
   static byteLengthFor(nbits: number): number {
     checkNonNegInt('nbits', nbits);
-    return Math.ceil(nbits / 32) * 4;
+    // Whole 64-bit words, as QEMU's `unsigned long` bitmaps: a word's two halves always exist.
+    return Math.ceil(nbits / 64) * 8;
   }
 
   /** Number of bits. */
@@ -140,6 +141,32 @@ export class SharedBitmap {
     this.checkBit(bit);
     const w = Math.floor(bit / 32);
     Atomics.and(this.words, w, ~(1 << (bit - w * 32)));
+  }
+
+  // ------------------------------------------------------------- 32-bit words
+
+  /**
+   * One 32-bit word (`Atomics.load`): half of a QEMU `unsigned long`, the
+   * low half at the even index. For the bitmap-ops executor, which models
+   * QEMU's word loads and stores one by one.
+   */
+  loadWord32(index: number): number {
+    return Atomics.load(this.words, index);
+  }
+
+  /** Store a whole 32-bit word (`Atomics.store`): a non-atomic RMW's store half. */
+  storeWord32(index: number, value: number): void {
+    Atomics.store(this.words, index, value);
+  }
+
+  /** `Atomics.or` on one 32-bit word. */
+  orWord32(index: number, mask: number): void {
+    Atomics.or(this.words, index, mask);
+  }
+
+  /** `Atomics.and` on one 32-bit word. */
+  andWord32(index: number, mask: number): void {
+    Atomics.and(this.words, index, mask);
   }
 
   // -------------------------------------------------------------------- range

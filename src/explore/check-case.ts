@@ -5,6 +5,7 @@
  * hand-edited or damaged token is refused with one line instead of running
  * away or crashing.
  */
+import { BITMAP_OPS, CONVERSION_LOCKS, LISTENER_LISTS, REGISTRATION_ORDERS } from '../core/protocol-policy.js';
 import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, workloadFitProblem } from '../actors/run-limits.js';
 import { WORKLOADS } from '../actors/run-config.js';
 import { BACKING_MODES } from '../core/guest-memory.js';
@@ -106,6 +107,7 @@ const VARIANT = record({
   'dmaLimitWarnOnly?': bool,
 });
 
+/* The protocol's policies: see protocol-policy.ts. */
 const RUN_CONFIG = record({
   vcpus: limit(RUN_LIMITS.vcpus),
   containers: (value, where) => {
@@ -130,7 +132,12 @@ const RUN_CONFIG = record({
   workload: oneOf(WORKLOADS),
   checkEvery: limit(RUN_LIMITS.checkEvery),
   maxMemslots: int(1, 65536),
-  registrationOrder: oneOf(['serialized', 'racy']),
+  protocol: record({
+    conversionLock: oneOf(CONVERSION_LOCKS),
+    bitmapOps: oneOf(BITMAP_OPS),
+    registration: oneOf(REGISTRATION_ORDERS),
+    listenerList: oneOf(LISTENER_LISTS),
+  }),
   'variant?': VARIANT,
   'profile?': bool,
   'skipActions?': arrayOf(arrayOf(int(0, 1e9), 1e6), RUN_LIMITS.vcpus.max),

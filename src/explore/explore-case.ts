@@ -3,6 +3,7 @@
  * strategy, or explicit deviations from the default order). A case
  * serialises to a replay token that reproduces the run exactly.
  */
+import { ALL_FIXES_PROTOCOL, MERGED_PROTOCOL, type ProtocolPolicy } from '../core/protocol-policy.js';
 import type { RunConfig, WorkloadName } from '../actors/run-config.js';
 import type { BackingMode } from '../core/guest-memory.js';
 import type { InplaceOrder } from '../core/kvm-convert-memory.js';
@@ -43,6 +44,11 @@ export function exploreConfig(options: {
   maxMemslots?: number;
   /** Conversion exits (default tdx; sw-protected for the selftest). */
   platform?: Platform;
+  /**
+   * The protocol's policies. Default: QEMU as merged; with a mutant, every
+   * fix, so that what is found is the mutant's own bug.
+   */
+  protocol?: ProtocolPolicy;
 }): RunConfig {
   const guestMem = options.machine?.guestMem ?? 64 * MiB;
   const maxMemslots = options.maxMemslots ?? KVM_X86_MAX_MEMSLOTS;
@@ -62,7 +68,7 @@ export function exploreConfig(options: {
     workload: options.workload,
     checkEvery: 1_000_000,
     maxMemslots,
-    registrationOrder: 'serialized',
+    protocol: options.protocol ?? (options.mutant === undefined ? MERGED_PROTOCOL : ALL_FIXES_PROTOCOL),
     profile: false,
     platform: options.platform ?? (options.workload === 'selftest' ? 'sw-protected' : 'tdx'),
   };

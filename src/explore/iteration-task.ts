@@ -24,6 +24,7 @@ import type { Platform } from '../actors/vcpu/conversion-exits.js';
 import { firstFailure } from './failure.js';
 import { encodeToken, exploreConfig, runCase, type ExploreCase } from './explore-case.js';
 import { machineCoverage, type MachineChoice } from './machine.js';
+import type { ProtocolPolicy } from '../core/protocol-policy.js';
 
 export interface IterationInput {
   readonly workload: WorkloadName;
@@ -43,6 +44,8 @@ export interface IterationInput {
   /** `kvm_get_max_memslots()` (default 32764). */
   readonly maxMemslots?: number;
   readonly platform?: Platform;
+  /** The protocol's policies (default: merged, or every fix with a mutant). */
+  readonly protocol?: ProtocolPolicy;
   /** Seeds `seed .. seed + count - 1` (default 1). */
   readonly count?: number;
   /** Run the whole batch even after a failure. */
@@ -84,6 +87,7 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
     ...(input.vary === undefined ? {} : { vary: input.vary }),
     ...(input.maxMemslots === undefined ? {} : { maxMemslots: input.maxMemslots }),
     ...(input.platform === undefined ? {} : { platform: input.platform }),
+    ...(input.protocol === undefined ? {} : { protocol: input.protocol }),
   });
   return {
     config,

@@ -22,7 +22,6 @@ export interface MachineChoice {
   readonly guestMem?: number;
   readonly rollback?: RollbackPolicy;
   readonly inFlight?: number;
-  readonly registration?: 'serialized' | 'racy';
   readonly layout?: LayoutName;
   readonly faults?: FaultSpec;
   /** Hot-plug the devices while the guest runs. */
@@ -92,8 +91,8 @@ export function applyMachine(config: RunConfig, machine: MachineChoice): RunConf
     ...(machine.containers === undefined ? {} : { containers: machine.containers }),
     ...(machine.guestMem === undefined ? {} : { guestMem: machine.guestMem }),
     ...(machine.rollback === undefined ? {} : { rollback: machine.rollback }),
-    ...(machine.inFlight === undefined ? {} : { inFlight: machine.inFlight }),
-    ...(machine.registration === undefined ? {} : { registrationOrder: machine.registration }),
+    // Every vCPU thread may be converting unless the user says otherwise (the lock decides the rest).
+    inFlight: machine.inFlight ?? machine.vcpus ?? config.vcpus,
     ...(machine.faults === undefined || machine.faults.rate === 0 ? {} : { faults: machine.faults }),
     ...(machine.hotplug === true ? { hotplug: true } : {}),
     ...(machine.mode === undefined ? {} : { mode: machine.mode }),

@@ -30,13 +30,13 @@ export const MUTANTS: readonly Mutant[] = [
     name: 'no-lock-overlap',
     description: 'conversions from different vCPUs interleave with no serialisation (QEMU today: kvm_convert_memory runs on each vCPU thread without a lock); opposite conversions of overlapping ranges map blocks the other has just made private, and leave KVM attributes and the bitmap disagreeing',
     expected: ['stale-mapping', 'disagreement'],
-    apply: (c) => ({ ...c, workload: 'overlap', inFlight: Math.max(2, c.vcpus), vcpus: Math.max(2, c.vcpus) }),
+    apply: (c) => ({ ...c, workload: 'overlap', protocol: { ...c.protocol, conversionLock: 'none' }, inFlight: Math.max(2, c.vcpus), vcpus: Math.max(2, c.vcpus) }),
   },
   {
     name: 'register-race',
     description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change; a replay that meets a block a concurrent populate already mapped fails (-EEXIST) and QEMU exits',
     expected: ['qemu-exit', 'disagreement', 'stale-mapping'],
-    apply: (c) => ({ ...c, workload: 'hotplug', registrationOrder: 'racy', hotplugEvery: 23 }),
+    apply: (c) => ({ ...c, workload: 'hotplug', protocol: { ...c.protocol, conversionLock: 'none', registration: 'racy' }, hotplugEvery: 23 }),
   },
   {
     name: 'no-rollback-two-containers',

@@ -9,6 +9,8 @@ import type { Message } from '../actors/protocol.js';
 import { EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, DMA_OUTCOMES } from '../actors/protocol.js';
 
 import { firstFailure } from './failure.js';
+import { BITS_PER_LONG, maskBits } from '../core/bitmap-ops.js';
+import { BITMAP_STEP_OPS } from '../actors/bitmap-step-message.js';
 import { formatSize } from '../core/units.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 
@@ -65,12 +67,49 @@ function describe(message: Message, to: string): { text: string; fn: string } {
     case 'deviceAccess':
       if (message.size === 0) return { text: 'device idle: no section registered', fn: 'device DMA through the IOMMU' };
       return { text: `device reads ${hex(message.iova)}+${formatSize(message.size)} on its own: ${DMA_OUTCOMES[message.outcome] ?? message.outcome}`, fn: 'device DMA through the IOMMU' };
+    case 'bitmapStep':
+      return describeBitmapStep(message, to);
+    case 'bitmapStepDone':
+      return { text: `bitmap access done (${message.ret})`, fn: 'ram_block_attributes_state_change' };
     case 'start':
       return { text: 'start', fn: 'vCPU start' };
     default: {
       const unreachable: never = message;
       return { text: JSON.stringify(unreachable), fn: '?' };
     }
+  }
+}
+
+/** Blocks as `a-b` runs. */
+function blockRuns(bits: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < bits.length;) {
+    let j = i;
+    while (j + 1 < bits.length && bits[j + 1] === bits[j]! + 1) j++;
+    runs.push(i === j ? `${bits[i]}` : `${bits[i]}-${bits[j]}`);
+    i = j + 1;
+  }
+  return runs.join(',');
+}
+
+/** A bitmap access of a state change, as the converting vCPU thread makes it. */
+function describeBitmapStep(m: Extract<Message, { type: 'bitmapStep' }>, to: string): { text: string; fn: string } {
+  const op = BITMAP_STEP_OPS[m.op];
+  const words = `word ${m.index} (blocks ${m.index * BITS_PER_LONG}-${m.index * BITS_PER_LONG + BITS_PER_LONG - 1})`;
+  switch (op) {
+    case 'find-set':
+    case 'find-zero':
+      return { text: `${to} thread scans blocks ${m.index}-${m.a - 1} for a ${op === 'find-set' ? 'shared' : 'private'} block`, fn: `ram_block_attributes_state_change: ${op === 'find-set' ? 'find_next_bit' : 'find_next_zero_bit'}` };
+    case 'load':
+      return { text: `${to} thread loads bitmap ${words} into a register`, fn: 'ram_block_attributes_state_change: non-atomic bitops, the load of *p' };
+    case 'store-or':
+    case 'store-andnot':
+      return { text: `${to} thread stores ${words} back from its register with blocks ${blockRuns(maskBits(m.index, m.a, m.b))} ${op === 'store-or' ? 'set' : 'cleared'}`, fn: `ram_block_attributes_state_change: ${op === 'store-or' ? 'bitmap_set/set_bit, *p |= mask' : 'bitmap_clear/clear_bit, *p &= ~mask'}` };
+    case 'atomic-or':
+    case 'atomic-andnot':
+      return { text: `${to} thread atomically ${op === 'atomic-or' ? 'sets' : 'clears'} blocks ${blockRuns(maskBits(m.index, m.a, m.b))} of ${words}`, fn: `ram_block_attributes_state_change: ${op === 'atomic-or' ? 'qatomic_or' : 'qatomic_and'}` };
+    default:
+      return { text: `bitmap step ${m.op}`, fn: 'ram_block_attributes_state_change' };
   }
 }
 
@@ -98,11 +137,14 @@ export function story(result: DeterministicResult): string[] {
     key: 'startup',
     text: `start-up: ${registered.join(', ')} register ${start / 2} section(s); nothing is shared yet, so nothing is replayed  [vfio_listener_region_add]`,
   }];
-  const lines: Line[] = [...startup, ...result.trace.slice(start, end + 1).map((d) => {
+  // A bitmap access's reply carries only a scan's result: the next line says what it led to.
+  const told = result.trace.slice(start, end + 1).filter((d) => d.message.type !== 'bitmapStepDone');
+  const lines: Line[] = [...startup, ...told.map((d) => {
     const from = names[d.from] ?? `actor${d.from}`;
     const to = names[d.to] ?? `actor${d.to}`;
     const { text, fn } = describe(d.message, to);
-    return { key: `${from}>${to}:${d.message.type}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
+    const op = d.message.type === 'bitmapStep' ? `:${d.message.op}` : '';
+    return { key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
   })];
   const out = collapse(lines);
   if (failure !== undefined) out.push(`=> ${failure.name}: ${failure.message}`);

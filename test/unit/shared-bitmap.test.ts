@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { SharedBitmap } from '../../src/core/shared-bitmap.js';
 
 describe('SharedBitmap basics', () => {
-  it('byteLengthFor rounds up to whole 32-bit words', () => {
+  it('byteLengthFor rounds up to whole 64-bit words (QEMU unsigned long)', () => {
     expect(SharedBitmap.byteLengthFor(0)).toBe(0);
-    expect(SharedBitmap.byteLengthFor(1)).toBe(4);
-    expect(SharedBitmap.byteLengthFor(32)).toBe(4);
-    expect(SharedBitmap.byteLengthFor(33)).toBe(8);
+    expect(SharedBitmap.byteLengthFor(1)).toBe(8);
+    expect(SharedBitmap.byteLengthFor(32)).toBe(8);
+    expect(SharedBitmap.byteLengthFor(64)).toBe(8);
+    expect(SharedBitmap.byteLengthFor(65)).toBe(16);
     expect(SharedBitmap.byteLengthFor(2 ** 28)).toBe(2 ** 25);
     expect(() => SharedBitmap.byteLengthFor(-1)).toThrow(RangeError);
     expect(() => SharedBitmap.byteLengthFor(1.5)).toThrow(/1.5/);

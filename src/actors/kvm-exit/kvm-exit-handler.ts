@@ -23,6 +23,7 @@ import { checkFreedPageUnmapped, checkKvmAgreement, checkUnmappedBeforeConvertPr
 import { KvmConversionListener } from '../../core/kvm-conversion-listener.js';
 import { kvmConvertMemory, type ConversionContext } from '../../core/kvm-convert-memory.js';
 import { formatSize } from '../../core/units.js';
+import { conversionsAtOnce } from '../../core/protocol-policy.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
 import { PendingReplies, type ActorContext, type ActorLogic, type Topology } from '../actor.js';
 import { EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, type Message, type MessageOf } from '../protocol.js';
@@ -89,7 +90,8 @@ export class KvmExitHandler implements ActorLogic {
       kvmListener: this.#kvmListener,
       bus: this.#bus,
     };
-    this.#admission = admission ?? new PQueueAdmission(config.inFlight);
+    // The conversion lock: under the BQL one kvm_convert_memory at a time; else every vCPU thread at once.
+    this.#admission = admission ?? new PQueueAdmission(conversionsAtOnce(config.protocol, config.inFlight));
     // In-place order (6), to private: checked at every CONVERT_PRIVATE, from the shared pin counts.
     // No stale mapping (1), when a shared page is freed: no container may still map (pin) it.
     this.#bus.subscribe((event) => {
@@ -178,7 +180,7 @@ export class KvmExitHandler implements ActorLogic {
         const { offset, size, toDiscard } = step.value;
         const tag = this.#pending.add(advance);
         sent = ctx.now();
-        ctx.send(this.#topology.rba, { type: 'stateChange', from: ctx.self, tag, offset, size, toDiscard });
+        ctx.send(this.#topology.rba, { type: 'stateChange', from: ctx.self, tag, offset, size, toDiscard, vcpu: exit.from });
         return;
       }
       this.#finish(exit, step.value, ctx);

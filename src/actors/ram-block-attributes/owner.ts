@@ -1,13 +1,24 @@
 /**
- * The RamBlockAttributes owner: the only writer of the shared bitmap. It
- * runs `stateChange` and listener (un)registration as the core's
- * generators, turning each listener call into a message to the listener's
- * actor and resuming when the reply comes, as QEMU's synchronous calls do.
+ * The RamBlockAttributes owner: keeps `rdl_list` and runs
+ * `ram_block_attributes_state_change` and listener (un)registration as the
+ * core's generators. Each step is a message: a listener call goes to the
+ * listener's actor (a container, or the KVM exit handler for the priority
+ * order's KVM listener), a bitmap access to the converting vCPU's actor,
+ * which makes it on its own thread. The generator resumes on the reply, as
+ * QEMU's synchronous calls return.
  *
- * Concurrency: several state changes may be in flight at once (one per
- * conversion the KVM exit handler lets through); each resumes only on its
- * own replies, and they interleave their bitmap writes exactly as unlocked
- * QEMU threads would.
+ * Which thread does what, next to QEMU:
+ * - the vCPU thread of a conversion: in QEMU it runs all of
+ *   `ram_block_attributes_state_change`; here it makes the state change's
+ *   bitmap scans, loads and stores (bitmap-ops.ts), so two vCPUs' word
+ *   updates really race on the shared bitmap;
+ * - this actor: the rest of the state change on that vCPU's behalf (the
+ *   listener walk), and registration, which QEMU runs on the main loop.
+ *
+ * Concurrency: several state changes and a registration may be in flight
+ * at once; between any two steps of one, steps of the others run. The
+ * conversion lock and the registration order (protocol-policy.ts) decide
+ * which jobs must wait for which, here and only here.
  */
 import { EventBus } from '../../core/events.js';
 import { RollbackChecker, type Violation } from '../../core/invariants.js';
@@ -15,6 +26,9 @@ import type { MemoryRegionSection } from '../../core/memory-region-section.js';
 import { RamBlockAttributes, type ListenerCalls } from '../../core/ram-block-attributes.js';
 import type { RamDiscardListener } from '../../core/ram-discard-manager.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
+import { isListenerCall } from '../../core/ram-block-attributes.js';
+import { registrationExcludesStateChanges, stateChangesOverlap, type ProtocolPolicy } from '../../core/protocol-policy.js';
+import { encodeBitmapStep } from '../bitmap-step-message.js';
 import { PendingReplies, type ActorContext, type ActorLogic } from '../actor.js';
 import type { Message } from '../protocol.js';
 import { PhaseProfile, type PhaseHistograms } from '../phase-profile.js';
@@ -49,17 +63,9 @@ interface Job {
   readonly replyTo: number;
   readonly replyTag: number;
   readonly reply: 'stateChangeDone' | 'registerDone';
+  /** State changes: the actor of the vCPU whose thread converts (makes the bitmap steps). */
+  readonly vcpu: number;
 }
-
-/**
- * Whether listener (un)registration may interleave with state changes.
- * QEMU registers listeners under the BQL while conversions run on vCPU
- * threads without it; a replay reading the bitmap while a conversion flips
- * bits can map twice or miss a map (spec section 9). `serialized` keeps a
- * registration and state changes apart (the ordering that prevents it);
- * `racy` lets them interleave.
- */
-export type RegistrationOrder = 'serialized' | 'racy';
 
 export class RamBlockAttributesOwner implements ActorLogic {
   readonly role = 'ram-block-attributes' as const;
@@ -72,11 +78,11 @@ export class RamBlockAttributesOwner implements ActorLogic {
   readonly #listeners = new Map<string, RemoteListener>();
   readonly #names: Map<number, string>;
   readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0, deferred: 0 };
-  readonly #serialize: boolean;
+  readonly #protocol: ProtocolPolicy;
   /** State changes in flight, and whether a registration is. */
   #stateChangesActive = 0;
   #registrationActive = false;
-  /** Jobs waiting for a conflicting kind to finish (serialized order only), FIFO. */
+  /** Jobs waiting for a job they exclude to finish (conversion lock, serialized registration), FIFO. */
   readonly #deferred: Job[] = [];
   readonly #rollback: RollbackChecker;
   /** The job whose generator is being stepped (its events are being emitted). */
@@ -93,26 +99,39 @@ export class RamBlockAttributesOwner implements ActorLogic {
       rollback: config.rollback,
       priorities: config.mode === 'inplace' && config.order === 'priority',
       bitmap: views.bitmap,
+      bitmapOps: config.protocol.bitmapOps,
+      listenerList: config.protocol.listenerList,
       bus: this.#bus,
       notifyBeforeBitmap: config.variant?.notifyBeforeBitmap ?? false,
       invertPriorityWalk: config.variant?.invertPriorityWalk ?? false,
     });
-    this.#serialize = config.registrationOrder === 'serialized';
+    this.#protocol = config.protocol;
     // Rollback exactness: each state change's events are told apart by the job being stepped
-    // when they are emitted. When nothing can interleave with a state change (one conversion
-    // in flight, serialized registration), the bitmap is checked too.
-    const alone = config.inFlight === 1 && this.#serialize;
+    // when they are emitted. When nothing can interleave with a state change (one at a time,
+    // registration kept apart), the bitmap is checked too.
+    const oneAtATime = !stateChangesOverlap(config.protocol) || config.inFlight === 1;
+    const alone = oneAtATime && registrationExcludesStateChanges(config.protocol);
     this.#rollback = new RollbackChecker(this.#bus, config.rollback, views.bitmap, config.blockSize, this.#found,
       alone ? undefined : { current: () => this.#stepping });
     this.#names = new Map<number, string>([[topology.kvm, 'kvm']]);
     topology.containers.forEach((actor, i) => this.#names.set(actor, `c${i}`));
+    // use-after-free: a walk read the next pointer of a listener freed while the walk stood on it.
+    this.#bus.subscribe((event) => {
+      if (event.kind !== 'listenerUseAfterFree') return;
+      const job = this.#stepping;
+      this.#found.push({
+        invariant: 'use-after-free',
+        message: `a listener walk of ram_block_attributes_state_change${job === undefined ? '' : ` (vCPU thread of actor ${job.vcpu})`} stepped on from listener ${event.listener} after vfio_ram_discard_unregister_listener unlinked and freed it: rdl->next is read from freed memory`,
+        listener: event.listener,
+      });
+    });
   }
 
   receive(message: Message, ctx: ActorContext): void {
     switch (message.type) {
       case 'stateChange':
         this.#counters.stateChanges++;
-        this.#start({ calls: this.rba.stateChangeCalls(message.offset, message.size, message.toDiscard), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'stateChangeDone' }, ctx);
+        this.#start({ calls: this.rba.stateChangeCalls(message.offset, message.size, message.toDiscard), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'stateChangeDone', vcpu: message.vcpu }, ctx);
         return;
       case 'register': {
         const key = `${message.from}@${message.iova}`;
@@ -120,7 +139,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
         this.#listeners.set(key, listener);
         this.#counters.registrations++;
         const section: MemoryRegionSection = { mr: GUEST_MR, offsetWithinRegion: message.offset, size: message.size, offsetWithinAddressSpace: message.iova, readonly: false };
-        this.#start({ calls: this.rba.registerListenerCalls(listener, section), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        this.#start({ calls: this.rba.registerListenerCalls(listener, section), size: message.size, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone', vcpu: -1 }, ctx);
         return;
       }
       case 'unregister': {
@@ -128,10 +147,11 @@ export class RamBlockAttributesOwner implements ActorLogic {
         const listener = this.#listeners.get(key);
         if (listener === undefined) throw new Error(`unregister of unknown listener ${key}`);
         this.#listeners.delete(key);
-        this.#start({ calls: this.rba.unregisterListenerCalls(listener), size: 0, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone' }, ctx);
+        this.#start({ calls: this.rba.unregisterListenerCalls(listener), size: 0, startedAt: 0, replyTo: message.from, replyTag: message.tag, reply: 'registerDone', vcpu: -1 }, ctx);
         return;
       }
       case 'notifyDone':
+      case 'bitmapStepDone':
         this.#advance(this.#pending.take(message.tag), message.ret, ctx);
         return;
       default:
@@ -139,15 +159,24 @@ export class RamBlockAttributesOwner implements ActorLogic {
     }
   }
 
+  /**
+   * Whether jobs of these kinds may not run at once. Registrations never
+   * overlap one another (QEMU does region_add/region_del under the BQL on
+   * the main thread). A registration and a state change exclude each other
+   * when both hold the BQL (`bql`) or under the `serialized` order. State
+   * changes exclude each other under a lock (`rba-mutex`, `bql`).
+   */
+  #excludes(a: Job['reply'], b: Job['reply']): boolean {
+    if (a === 'registerDone' && b === 'registerDone') return true;
+    if (a !== b) return registrationExcludesStateChanges(this.#protocol);
+    return !stateChangesOverlap(this.#protocol);
+  }
+
   #start(job: Job, ctx: ActorContext): void {
-    const registration = job.reply === 'registerDone';
-    // Registrations never overlap one another (QEMU does region_add/region_del under the BQL on
-    // the main thread); `serialized` also keeps them apart from state changes, `racy` does not.
-    const conflict = registration
-      ? this.#registrationActive || (this.#serialize && this.#stateChangesActive > 0)
-      : this.#serialize && this.#registrationActive;
-    // FIFO: nothing overtakes a deferred job of its kind, so a registration is not starved.
-    const queued = this.#deferred.some((d) => this.#serialize || d.reply === job.reply);
+    const conflict = (this.#registrationActive && this.#excludes(job.reply, 'registerDone'))
+      || (this.#stateChangesActive > 0 && this.#excludes(job.reply, 'stateChangeDone'));
+    // FIFO: nothing overtakes a deferred job of its kind or one it excludes, so none is starved.
+    const queued = this.#deferred.some((d) => d.reply === job.reply || this.#excludes(job.reply, d.reply));
     if (conflict || queued) {
       this.#counters.deferred++;
       this.#deferred.push(job);
@@ -180,8 +209,13 @@ export class RamBlockAttributesOwner implements ActorLogic {
       return;
     }
     const call = step.value;
-    const listener = call.listener as RemoteListener;
     const tag = this.#pending.add(job);
+    if (!isListenerCall(call)) {
+      // A bitmap access of the state change: made on the converting vCPU's thread.
+      ctx.send(job.vcpu, { type: 'bitmapStep', from: ctx.self, tag, ...encodeBitmapStep(call) });
+      return;
+    }
+    const listener = call.listener as RemoteListener;
     if (this.#pending.size > this.#counters.maxInFlight) this.#counters.maxInFlight = this.#pending.size;
     const { offsetWithinRegion: offset, size, offsetWithinAddressSpace: iova } = call.section;
     if (call.kind === 'populate') this.#counters.notifyPopulate++;

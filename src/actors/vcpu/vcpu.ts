@@ -12,7 +12,9 @@ import { DMA_OUTCOMES, EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, 
 import type { GuestPhysMap } from '../../core/guest-phys-map.js';
 import { physMapOf, type MachineLayout } from '../../core/machine-layout.js';
 import { layoutOf, type ActorSetup, type RunConfig } from '../run-config.js';
-import { sharedViews, type SharedViews } from '../shared-views.js';
+import { bitmapExecutorState, sharedViews, type SharedViews } from '../shared-views.js';
+import { BitmapExecutor } from '../../core/bitmap-executor.js';
+import { decodeBitmapStep } from '../bitmap-step-message.js';
 import type { ActionResult, GuestAction, Workload } from './guest-actions.js';
 import { conversionExits, tdxMapGpaPieces, type Exit, type Platform } from './conversion-exits.js';
 import { workload } from './workloads.js';
@@ -75,6 +77,12 @@ export class Vcpu implements ActorLogic {
    * its own seeded stream, so the workload's random choices do not move.
    */
   readonly #pendingEvents: Prng;
+  /**
+   * This vCPU thread's part of `ram_block_attributes_state_change`: the
+   * bitmap scans, loads and stores of its own conversions, made here, on
+   * this thread, while the RamBlockAttributes owner walks the listeners.
+   */
+  readonly #bitmapSteps: BitmapExecutor;
 
   constructor(setup: ActorSetup) {
     this.#profile = new PhaseProfile(setup.config.profile !== false);
@@ -87,6 +95,7 @@ export class Vcpu implements ActorLogic {
     this.#skip = new Set(setup.config.skipActions?.[setup.index] ?? []);
     this.#platform = setup.config.platform ?? 'tdx';
     this.#pendingEvents = new Prng(setup.config.seed * 1000 + 500 + setup.index);
+    this.#bitmapSteps = new BitmapExecutor(bitmapExecutorState(setup, this.#views.bitmap), this.#found);
   }
 
   get done(): boolean {
@@ -111,6 +120,10 @@ export class Vcpu implements ActorLogic {
       case 'exitDone':
         this.#profile.record('exit-to-resume', this.#sentSize, ctx.now() - this.#sentAt);
         this.#onExitDone(message.ret, ctx);
+        return;
+      case 'bitmapStep':
+        // Our own conversion's state change, at QEMU's grain: one scan, load or store of the bitmap.
+        ctx.send(message.from, { type: 'bitmapStepDone', from: ctx.self, tag: message.tag, ret: this.#bitmapSteps.execute(decodeBitmapStep(message)) });
         return;
       case 'dmaDone':
         this.#profile.record('dma', this.#sentSize, ctx.now() - this.#sentAt);
@@ -341,7 +354,7 @@ export class Vcpu implements ActorLogic {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters, ...this.#labelled };
+    return { ...this.#counters, ...this.#labelled, 'checked:lost-update': this.#bitmapSteps.checked };
   }
 
   profile(): PhaseHistograms {

@@ -20,6 +20,8 @@ export function workload(name: WorkloadName, ctx: WorkloadContext): Workload {
       return overlap(ctx);
     case 'swiotlb':
       return swiotlb(ctx);
+    case 'adversarial':
+      return adversarial(ctx);
     default: {
       const unreachable: never = name;
       throw new Error(`unknown workload ${String(unreachable)}`);
@@ -29,16 +31,36 @@ export function workload(name: WorkloadName, ctx: WorkloadContext): Workload {
 
 const randomInt = (ctx: WorkloadContext, n: number): number => Math.floor(ctx.random() * n);
 
+/** One QEMU bitmap word (64 blocks of 4 KiB): 256 KiB of guest. */
+const BITMAP_WORD_SPAN = 64 * PAGE;
+/** The well-behaved guest's small buffers: stripes of 4 pages, dealt to the vCPUs in turn. */
+const STRIPE = 4 * PAGE;
+
 /**
- * Random conversions of random sizes from every vCPU over a common area
- * (ranges overlap across vCPUs), memory-fault conversions of single pages,
- * and DMA cycles in a buffer area each vCPU owns: convert to shared, let
- * the device write, check, convert back to private.
+ * A well-behaved Linux guest (`storm`): no vCPU ever converts a page
+ * another of its vCPUs may be converting, but they convert disjoint pages
+ * at the same time, often inside one 256 KiB bitmap word, as swiotlb and
+ * `set_memory_decrypted` on different CPUs do. Its memory:
+ * - a shared area of small buffers: stripes of 16 KiB dealt to the vCPUs in
+ *   turn, a few bitmap words in all, so concurrent conversions of different
+ *   vCPUs meet in one word; each converts 4 to 16 KiB of its own stripes,
+ *   and takes memory faults on them;
+ * - one large area per vCPU for large conversions (mostly 4 KiB to 64 KiB,
+ *   some 2 MiB and more) and memory faults;
+ * - one DMA buffer area per vCPU: convert to shared, let the device write,
+ *   check, convert back to private.
+ * Every conversion is in memory the vCPU owns (`owned`: it must end as
+ * asked).
  */
 export function* storm(ctx: WorkloadContext): Workload {
   const ownSize = Math.max(16 * PAGE, Math.floor(ctx.guestMem / 4 / ctx.vcpus / PAGE) * PAGE);
-  const commonSize = ctx.guestMem - ownSize * ctx.vcpus;
-  const ownBase = ctx.gpaBase + commonSize + ctx.vcpu * ownSize;
+  const stripedSize = Math.max(2, ctx.vcpus) * BITMAP_WORD_SPAN;
+  const largeSize = Math.max(PAGE, Math.floor((ctx.guestMem - ownSize * ctx.vcpus - stripedSize) / ctx.vcpus / PAGE) * PAGE);
+  const largeBase = ctx.gpaBase + stripedSize + ctx.vcpu * largeSize;
+  const ownBase = ctx.gpaBase + stripedSize + largeSize * ctx.vcpus + ctx.vcpu * ownSize;
+  // This vCPU's stripes: k * vcpus + vcpu.
+  const stripes = Math.floor(stripedSize / STRIPE / ctx.vcpus);
+  const stripeGpa = (k: number): number => ctx.gpaBase + (k * ctx.vcpus + ctx.vcpu) * STRIPE;
   let conversions = 0;
   const run = function* (action: GuestAction): Generator<GuestAction, ActionResult, ActionResult> {
     const result = yield action;
@@ -47,13 +69,20 @@ export function* storm(ctx: WorkloadContext): Workload {
   };
   while (conversions < ctx.budget) {
     const r = ctx.random();
-    if (r < 0.5) {
-      const size = Math.min(stormSize(ctx), commonSize);
-      const gpa = ctx.gpaBase + randomInt(ctx, (commonSize - size) / PAGE + 1) * PAGE;
-      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: ctx.random() < 0.5 })).ret !== 0) return;
+    if (r < 0.35) {
+      const gpa = stripeGpa(randomInt(ctx, stripes));
+      const pages = 1 + randomInt(ctx, STRIPE / PAGE);
+      const first = randomInt(ctx, STRIPE / PAGE - pages + 1);
+      if ((yield* run({ kind: 'mapGpa', gpa: gpa + first * PAGE, size: pages * PAGE, toPrivate: ctx.random() < 0.5, owned: true })).ret !== 0) return;
+    } else if (r < 0.5) {
+      const size = Math.min(stormSize(ctx), largeSize);
+      const gpa = largeBase + randomInt(ctx, (largeSize - size) / PAGE + 1) * PAGE;
+      if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: ctx.random() < 0.5, owned: true })).ret !== 0) return;
     } else if (r < 0.75) {
-      const gpa = ctx.gpaBase + randomInt(ctx, commonSize / PAGE) * PAGE;
-      if ((yield* run({ kind: 'access', gpa, size: PAGE, private: ctx.random() < 0.5 })).ret !== 0) return;
+      const gpa = ctx.random() < 0.5
+        ? stripeGpa(randomInt(ctx, stripes)) + randomInt(ctx, STRIPE / PAGE) * PAGE
+        : largeBase + randomInt(ctx, largeSize / PAGE) * PAGE;
+      if ((yield* run({ kind: 'access', gpa, size: PAGE, private: ctx.random() < 0.5, owned: true })).ret !== 0) return;
     } else {
       const size = (1 + randomInt(ctx, Math.min(16, ownSize / PAGE))) * PAGE;
       const gpa = ownBase + randomInt(ctx, (ownSize - size) / PAGE + 1) * PAGE;
@@ -64,6 +93,36 @@ export function* storm(ctx: WorkloadContext): Workload {
       if (dma.outcome === 'ok') yield* run({ kind: 'check', gpa, size, view: 'shared', expect: pattern, what: 'device write through the IOMMU' });
       if ((yield* run({ kind: 'mapGpa', gpa, size, toPrivate: true, owned: true })).ret !== 0) return;
     }
+  }
+}
+
+/**
+ * A malicious confidential guest (`adversarial`): every vCPU converts the
+ * same few bitmap words, in both directions, with sizes from 4 KiB to
+ * 2 MiB and memory faults of either kind, to race opposite conversions of
+ * the same pages on purpose. The confidential-computing threat model
+ * distrusts the guest: whatever it does, the host must stay consistent
+ * (KVM, the bitmap and the IOMMU agree) and no device may reach memory
+ * that is private or freed. Nothing is `owned`: a conversion may be undone
+ * by another vCPU before it returns.
+ */
+export function* adversarial(ctx: WorkloadContext): Workload {
+  const window = Math.min(4 * BITMAP_WORD_SPAN, ctx.guestMem);
+  let conversions = 0;
+  while (conversions < ctx.budget) {
+    const r = ctx.random();
+    let result: ActionResult;
+    if (r < 0.7) {
+      const size = r < 0.1 ? Math.min(CHUNK, ctx.guestMem) : (1 + randomInt(ctx, 16)) * PAGE;
+      const span = Math.max(window, size);
+      const gpa = ctx.gpaBase + randomInt(ctx, (span - size) / PAGE + 1) * PAGE;
+      result = yield { kind: 'mapGpa', gpa, size, toPrivate: ctx.random() < 0.5 };
+    } else {
+      const gpa = ctx.gpaBase + randomInt(ctx, window / PAGE) * PAGE;
+      result = yield { kind: 'access', gpa, size: PAGE, private: ctx.random() < 0.5 };
+    }
+    conversions += result.exits;
+    if (result.ret !== 0) return;
   }
 }
 

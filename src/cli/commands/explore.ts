@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseCommandLine } from '../command-line.js';
 import type { WorkloadName } from '../../actors/run-config.js';
-import { WORKLOADS } from '../../actors/run-config.js';
+import { workloadHelp, WORKLOADS } from '../../actors/run-config.js';
 import { BACKING_MODES, type BackingMode } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS, type InplaceOrder } from '../../core/kvm-convert-memory.js';
 import { actorCount, exploreConfig, runCase } from '../../explore/explore-case.js';
@@ -17,6 +17,7 @@ import { coverageLines } from '../../explore/coverage.js';
 import { findMutant, MUTANTS } from '../../explore/mutants.js';
 import { pctBound, STRATEGIES, type StrategyName } from '../../runtime/deterministic/strategy.js';
 import { checkWorkloadFits, MACHINE_HELP, MACHINE_OPTIONS, parseMachineOptions } from '../machine-options.js';
+import { PROTOCOL_HELP, PROTOCOL_OPTIONS, parseProtocolOptions, protocolGiven } from '../protocol-options.js';
 import type { MachineChoice } from '../../explore/machine.js';
 import { MiB } from '../../core/units.js';
 import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
@@ -25,6 +26,7 @@ import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
 import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
+import type { ProtocolPolicy } from '../../core/protocol-policy.js';
 
 export const EXPLORE_HELP = `convsim explore [options]
   Explore schedules deterministically: each iteration runs the actors in one
@@ -33,7 +35,8 @@ export const EXPLORE_HELP = `convsim explore [options]
   prints the invariant, the replay tokens and the story, and writes the
   token to .convsim/failure-<invariant>-<seed>[-<mutant>][-<order>].token
   in the current directory (the original, unshrunk token next to it).
-  --workload W         ${WORKLOADS.join('|')} (default storm)
+  --workload W         the guest (default storm):
+${workloadHelp('                         ')}
   --strategy S         ${STRATEGIES.join('|')} (default random)
   --depth D            PCT bug depth: D-1 priority change points (default 2)
   --iterations N       schedules to explore (default 10000)
@@ -54,6 +57,8 @@ export const EXPLORE_HELP = `convsim explore [options]
                        flat layout, rollback none, no faults (the default with --mutant)
   Machine options (fixed for every iteration when given):
 ${MACHINE_HELP}
+  Protocol (default QEMU as merged; with --mutant, every fix unless given):
+${PROTOCOL_HELP}
   --expected-steps K   PCT's k (default: the longest of 8 sample runs)
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
   --keep-going         do not stop at the first failure
@@ -79,6 +84,8 @@ export interface ExploreOptions {
   readonly vary: boolean;
   readonly maxMemslots: number | undefined;
   readonly platform: Platform | undefined;
+  /** The protocol's policies; undefined with a mutant and no protocol option (every fix). */
+  readonly protocol?: ProtocolPolicy;
   readonly expectedSteps: number | undefined;
   readonly threads: number;
   readonly keepGoing: boolean;
@@ -103,6 +110,7 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       vary: { type: 'boolean' },
       'no-vary': { type: 'boolean' },
       ...MACHINE_OPTIONS,
+      ...PROTOCOL_OPTIONS,
       memslots: { type: 'string' },
       platform: { type: 'string' },
       'expected-steps': { type: 'string' },
@@ -145,6 +153,7 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     vary,
     maxMemslots,
     platform: values.platform === undefined ? undefined : parseChoice('platform', values.platform, PLATFORMS),
+    ...(protocolGiven(values) || mutant === undefined ? { protocol: parseProtocolOptions(values) } : {}),
     expectedSteps: values['expected-steps'] === undefined ? undefined : parseCount('expected-steps', values['expected-steps'], 1, 1e9),
     threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
     keepGoing: values['keep-going']!,
@@ -322,6 +331,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         vary: o.vary,
         ...(o.maxMemslots === undefined ? {} : { maxMemslots: o.maxMemslots }),
         ...(o.platform === undefined ? {} : { platform: o.platform }),
+        ...(o.protocol === undefined ? {} : { protocol: o.protocol }),
       };
       const expectedSteps = o.expectedSteps ?? measureExpectedSteps({ ...base, expectedSteps: 1 }, o.seed);
       const input: ExploreInput = { ...base, expectedSteps };

@@ -1,7 +1,7 @@
 /** `convsim run`: the protocol on real threads, under a guest workload. */
 import { availableParallelism, totalmem } from 'node:os';
 import type { RunConfig, WorkloadName } from '../../actors/run-config.js';
-import { SELFTEST_EXPECTS, WORKLOADS } from '../../actors/run-config.js';
+import { SELFTEST_EXPECTS, workloadHelp, WORKLOADS } from '../../actors/run-config.js';
 import { actorName } from '../../actors/create-actor.js';
 import { BACKING_MODES } from '../../core/guest-memory.js';
 import { INPLACE_ORDERS } from '../../core/kvm-convert-memory.js';
@@ -16,7 +16,8 @@ import { withLayout } from '../../explore/machine.js';
 import { formatSize, isAligned } from '../../core/units.js';
 import { RunAbortedError, runThreaded, type RunOptions } from '../../runtime/threaded-run.js';
 import { GUEST_MEM_ALIGNMENT, MAX_GUEST_MEM, RUN_LIMITS, SHARED_BYTES_PER_BLOCK, VCPUS_PER_CORE } from '../../actors/run-limits.js';
-import { checkWorkloadFits, parseContainers, parseFaults, REGISTRATION_ORDERS } from '../machine-options.js';
+import { checkWorkloadFits, parseContainers, parseFaults } from '../machine-options.js';
+import { PROTOCOL_HELP, PROTOCOL_OPTIONS, parseProtocolOptions } from '../protocol-options.js';
 import { parseCommandLine } from '../command-line.js';
 import { checkWritable } from '../check-writable.js';
 import { parseChoice, parseCount, parseSize, parseLimited, parseTimeWindow } from '../option-values.js';
@@ -46,15 +47,16 @@ export const RUN_HELP = `convsim run [options]
   --platform P         ${PLATFORMS.join('|')}: how conversions exit (default tdx; sw-protected
                        for --workload selftest): TDX MapGPA 2 MiB pieces with KVM's RETRY,
                        SNP page-state-change lists, one KVM_HC_MAP_GPA_RANGE exit
-  --in-flight N        conversions in flight at the KVM exit handler (default 1)
-  --registration R     ${REGISTRATION_ORDERS.join('|')} (default serialized): whether listener
-                       (un)registration may interleave with state changes
+  --in-flight N        vCPU threads that may be in kvm_convert_memory at once (default: every
+                       vCPU; the conversion lock may allow fewer)
+${PROTOCOL_HELP}
   --faults RATE        seeded fault injection, each kernel call fails with probability RATE
   --fault-kinds LIST   map,unmap,attributes,discard (default map,attributes,discard)
   --hotplug            hot-unplug and plug the devices again while the guest runs
   --conversions N      total conversions (default 20000)
   --seed S             seed of the workloads (default 1)
-  --workload W         ${WORKLOADS.join('|')} (default storm)
+  --workload W         the guest (default storm):
+${workloadHelp('                         ')}
   --selftest-expect E  ${SELFTEST_EXPECTS.join('|')} (default qemu): the selftest's expectations, or QEMU's
                        (QEMU frees the shared page on a conversion to private; kvm runs the host as
                        the Linux selftest's own, which never does)
@@ -91,8 +93,8 @@ export function parseRunOptions(argv: string[]): {
       order: { type: 'string', default: 'explicit' },
       rollback: { type: 'string', default: 'none' },
       platform: { type: 'string' },
-      'in-flight': { type: 'string', default: '1' },
-      registration: { type: 'string', default: 'serialized' },
+      'in-flight': { type: 'string' },
+      ...PROTOCOL_OPTIONS,
       faults: { type: 'string' },
       'fault-kinds': { type: 'string', requires: 'faults' },
       hotplug: { type: 'boolean', default: false },
@@ -137,13 +139,13 @@ export function parseRunOptions(argv: string[]): {
     mode: parseChoice('mode', values.mode!, BACKING_MODES),
     order: parseChoice('order', values.order!, INPLACE_ORDERS),
     rollback: parseChoice('rollback', values.rollback!, ROLLBACK_POLICIES),
-    inFlight: parseLimited('in-flight', values['in-flight']!, RUN_LIMITS.inFlight),
+    inFlight: values['in-flight'] === undefined ? vcpus : parseLimited('in-flight', values['in-flight'], RUN_LIMITS.inFlight),
     conversions: parseLimited('conversions', values.conversions!, RUN_LIMITS.conversions),
     seed: parseLimited('seed', values.seed!, RUN_LIMITS.seed),
     workload,
     checkEvery: parseLimited('check-every', values['check-every']!, RUN_LIMITS.checkEvery),
     maxMemslots,
-    registrationOrder: parseChoice('registration', values.registration!, REGISTRATION_ORDERS),
+    protocol: parseProtocolOptions(values),
     ...(faults === undefined || faults.rate === 0 ? {} : { faults }),
     ...(values.hotplug === true ? { hotplug: true } : {}),
     sharedBacking: parseChoice('shared-backing', values['shared-backing']!, SHARED_BACKINGS),

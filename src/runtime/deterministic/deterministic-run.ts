@@ -6,6 +6,7 @@
  * KVM attributes, pages) is the same SharedArrayBuffer views, touched by
  * one thread at a time.
  */
+import { conversionsAtOnce } from '../../core/protocol-policy.js';
 import type { ActorContext, ActorLogic, ActorRole } from '../../actors/actor.js';
 import { makeTopology } from '../../actors/actor.js';
 import { actorName } from '../../actors/create-actor.js';
@@ -109,7 +110,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   const actors: ActorLogic[] = [];
   const names: string[] = [];
   const setup = (index: number): ActorSetup => ({ config, topology, shared, index });
-  const kvm = new KvmExitHandler(setup(0), new SyncAdmission(config.inFlight));
+  const kvm = new KvmExitHandler(setup(0), new SyncAdmission(conversionsAtOnce(config.protocol, config.inFlight)));
   actors[topology.kvm] = kvm;
   actors[topology.rba] = new RamBlockAttributesOwner(setup(0));
   const containers = topology.containers.map((actor, i) => {
