@@ -138,7 +138,7 @@ describe('replay and shrink find tokens in a directory or with --last', () => {
     const dir = join(work, 'tokens', '.convsim');
     mkdirSync(dir, { recursive: true });
     const token = encodeToken({ config: exploreConfig({ workload: 'storm', seed: 1, mode: 'inplace', order: 'v6' }), strategy: 'random', depth: 2, expectedSteps: 1000, scheduleSeed: 1 });
-    writeFileSync(join(dir, 'failure-old-1.token'), 'convsim2.damaged.000000000000\n');
+    writeFileSync(join(dir, 'failure-old-1.token'), 'convsim3.damaged.000000000000\n');
     utimesSync(join(dir, 'failure-old-1.token'), new Date(1000), new Date(1000));
     writeFileSync(join(dir, 'failure-new-2.token'), `${token}\n`);
     writeFileSync(join(dir, 'failure-new-2.original.token'), 'not a token\n');

@@ -116,12 +116,20 @@ export function runCase(c: ExploreCase, options: { recordTrace?: boolean; record
   });
 }
 
-/** The token format: `convsim2.` + base64url JSON of the case + `.` + its checksum. */
-export const TOKEN_PREFIX = 'convsim2.';
-/** Tokens from before the checksum (still accepted, with every field checked). */
-const LEGACY_TOKEN_PREFIX = 'convsim1.';
-/** Either prefix: what makes a string (or a line of a file) a token. */
-export const TOKEN_PREFIXES: readonly string[] = [TOKEN_PREFIX, LEGACY_TOKEN_PREFIX];
+/**
+ * The token format: `convsim3.` + base64url JSON of the case + `.` + its
+ * checksum. Version 3: state changes run at QEMU's grain (bitmap steps on
+ * the vCPU threads) and the case carries its protocol policies.
+ */
+export const TOKEN_PREFIX = 'convsim3.';
+/**
+ * Tokens of earlier versions: recognised, and refused with a reason. Their
+ * schedules were recorded against coarser state changes (no bitmap steps),
+ * so no schedule of this version is the one they name.
+ */
+const OLDER_TOKEN_PREFIXES = ['convsim2.', 'convsim1.'];
+/** Any prefix: what makes a string (or a line of a file) a token. */
+export const TOKEN_PREFIXES: readonly string[] = [TOKEN_PREFIX, ...OLDER_TOKEN_PREFIXES];
 
 /** First 12 hex digits of the SHA-256 of the token's payload: a damaged token is refused, never replayed as another case. */
 function checksum(payload: string): string {
@@ -152,8 +160,8 @@ export function decodeToken(token: string): ExploreCase {
     if (dot < 0) throw new RangeError('replay token is damaged (its checksum is missing: copy the whole token)');
     payload = body.slice(0, dot);
     if (checksum(payload) !== body.slice(dot + 1)) throw new RangeError('replay token is damaged (checksum mismatch: copy the whole token)');
-  } else if (text.startsWith(LEGACY_TOKEN_PREFIX)) {
-    payload = text.slice(LEGACY_TOKEN_PREFIX.length);
+  } else if (OLDER_TOKEN_PREFIXES.some((p) => text.startsWith(p))) {
+    throw new RangeError(`replay token of an older convsim (${text.slice(0, 8)}): its schedule was recorded before state changes ran at QEMU's grain and cannot replay on this version (${TOKEN_PREFIX.slice(0, 8)}); run convsim explore again`);
   } else {
     throw new RangeError(`not a convsim replay token (expected it to start with ${TOKEN_PREFIX})`);
   }

@@ -28,14 +28,14 @@ export interface Mutant {
 export const MUTANTS: readonly Mutant[] = [
   {
     name: 'no-lock-overlap',
-    description: 'conversions from different vCPUs interleave with no serialisation (QEMU today: kvm_convert_memory runs on each vCPU thread without a lock); opposite conversions of overlapping ranges map blocks the other has just made private, and leave KVM attributes and the bitmap disagreeing',
-    expected: ['stale-mapping', 'disagreement'],
+    description: 'every fix but the conversion lock (--conversion-lock none, as QEMU today: kvm_convert_memory runs on each vCPU thread without a lock) with a guest converting overlapping ranges both ways: a populate maps blocks the other conversion already mapped (-EEXIST, the VM stops) or has just made private, and KVM attributes and the bitmap disagree',
+    expected: ['conversion-failed', 'stale-mapping', 'disagreement'],
     apply: (c) => ({ ...c, workload: 'overlap', protocol: { ...c.protocol, conversionLock: 'none' }, inFlight: Math.max(2, c.vcpus), vcpus: Math.max(2, c.vcpus) }),
   },
   {
     name: 'register-race',
-    description: 'a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits, with no ordering between registration and ram_block_attributes_state_change; a replay that meets a block a concurrent populate already mapped fails (-EEXIST) and QEMU exits',
-    expected: ['qemu-exit', 'disagreement', 'stale-mapping'],
+    description: 'every fix but the conversion lock and the registration order (--conversion-lock none --registration racy): a container is hot-plugged (register replays populated runs, unregister discards) while conversions flip bits; a replay and a concurrent populate map the same block (-EEXIST): the conversion fails and the VM stops, or the replay fails and QEMU exits',
+    expected: ['conversion-failed', 'qemu-exit', 'disagreement', 'stale-mapping'],
     apply: (c) => ({ ...c, workload: 'hotplug', protocol: { ...c.protocol, conversionLock: 'none', registration: 'racy' }, hotplugEvery: 23 }),
   },
   {

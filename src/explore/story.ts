@@ -113,6 +113,22 @@ function describeBitmapStep(m: Extract<Message, { type: 'bitmapStep' }>, to: str
   }
 }
 
+/** Several bitmap accesses of one thread in a row, nothing between them: what they did. */
+function describeUninterrupted(steps: ReadonlyArray<Extract<Message, { type: 'bitmapStep' }>>, to: string): string {
+  const scans = steps.filter((m) => m.op <= 1).length;
+  const written = steps.filter((m) => m.op >= 3);
+  const words = [...new Set(written.map((m) => m.index))];
+  const set = written.filter((m) => m.op === 3 || m.op === 5).flatMap((m) => maskBits(m.index, m.a, m.b));
+  const cleared = written.filter((m) => m.op === 4 || m.op === 6).flatMap((m) => maskBits(m.index, m.a, m.b));
+  const parts = [
+    ...(scans > 0 ? [`${scans} scan(s)`] : []),
+    ...(words.length > 0 ? [`${steps.some((m) => m.op === 2) ? 'loads and stores' : 'atomically updates'} word(s) ${words.length === 1 ? words[0] : `${Math.min(...words)}-${Math.max(...words)}`}`] : []),
+    ...(set.length > 0 ? [`setting blocks ${blockRuns(set)}`] : []),
+    ...(cleared.length > 0 ? [`clearing blocks ${blockRuns(cleared)}`] : []),
+  ];
+  return `${to} thread, ${steps.length} bitmap accesses with nothing between them: ${parts.join(', ')}`;
+}
+
 interface Line {
   readonly key: string;
   readonly text: string;
@@ -139,13 +155,25 @@ export function story(result: DeterministicResult): string[] {
   }];
   // A bitmap access's reply carries only a scan's result: the next line says what it led to.
   const told = result.trace.slice(start, end + 1).filter((d) => d.message.type !== 'bitmapStepDone');
-  const lines: Line[] = [...startup, ...told.map((d) => {
+  const lines: Line[] = [...startup];
+  for (let i = 0; i < told.length;) {
+    const d = told[i]!;
     const from = names[d.from] ?? `actor${d.from}`;
     const to = names[d.to] ?? `actor${d.to}`;
+    // Bitmap accesses of one vCPU thread with nothing else between them: one line.
+    let j = i;
+    while (j + 1 < told.length && told[j + 1]!.message.type === 'bitmapStep' && told[j + 1]!.to === d.to && d.message.type === 'bitmapStep') j++;
+    if (j - i + 1 >= 3) {
+      const steps = told.slice(i, j + 1).map((x) => x.message as Extract<Message, { type: 'bitmapStep' }>);
+      lines.push({ key: `${from}>${to}:bitmapSteps`, text: `${from} -> ${to}: ${describeUninterrupted(steps, to)}  [ram_block_attributes_state_change]` });
+      i = j + 1;
+      continue;
+    }
     const { text, fn } = describe(d.message, to);
     const op = d.message.type === 'bitmapStep' ? `:${d.message.op}` : '';
-    return { key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]` };
-  })];
+    lines.push({ key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]` });
+    i++;
+  }
   const out = collapse(lines);
   if (failure !== undefined) out.push(`=> ${failure.name}: ${failure.message}`);
   return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));

@@ -106,13 +106,13 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
     const out = json(r.stdout);
     expect(out['pctBound']).toBe(pctBound(out['actors'] as number, out['expectedSteps'] as number, 2));
     expect(out['pctGuarantee']).toMatch(/probability at least/);
-    const text = convsim('explore', '--strategy', 'pct', '--iterations', '8', '--threads', '1', '--expected-steps', '500');
+    const text = convsim('explore', '--strategy', 'pct', '--iterations', '8', '--threads', '1', '--expected-steps', '500', '--protocol', 'fixed');
     expect(text.status).toBe(0);
     expect(text.stdout).toMatch(/PCT guarantee: .*1\/\(6·500\)/);
   });
 
-  it('explore of the correct protocol: exit 0, found false, every iteration done', () => {
-    const r = convsim('explore', '--iterations', '40', '--threads', '2', '--json');
+  it('explore of the correct protocol (every fix): exit 0, found false, every iteration done', () => {
+    const r = convsim('explore', '--iterations', '40', '--threads', '2', '--protocol', 'fixed', '--json');
     expect(r.status).toBe(0);
     const out = json(r.stdout);
     expect(out['found']).toBe(false);
@@ -121,7 +121,7 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
   });
 
   it('explore --mode inplace verifies each order: v6 breaks inplace-order, priority and explicit hold', () => {
-    const r = convsim('explore', '--mode', 'inplace', '--iterations', '24', '--json');
+    const r = convsim('explore', '--mode', 'inplace', '--iterations', '24', '--protocol', 'fixed', '--json');
     expect(r.status).toBe(1);
     const orders = json(r.stdout)['orders'] as Array<{ order: string; iterations: number; inplaceOrderHeld: boolean }>;
     expect(orders.map((o) => [o.order, o.inplaceOrderHeld])).toEqual([['v6', false], ['priority', true], ['explicit', true]]);
@@ -152,7 +152,7 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
     ['replay'],
     ['replay', 'not-a-token-nor-a-file'],
     ['replay', 'convsim1.@@@'],
-    ['replay', 'convsim2.@@@.0'],
+    ['replay', 'convsim3.@@@.0'],
     ['replay', '--last', 'extra'],
     ['shrink', join(work, 'missing.token')],
     ['mutants', 'extra'],

@@ -15,6 +15,7 @@ import { KvmMemoryAttributes } from '../../src/core/kvm-memory-attributes.js';
 import { VfioContainer } from '../../src/core/vfio/container.js';
 import { VfioRamDiscardListener } from '../../src/core/vfio/vfio-ram-discard-listener.js';
 import { exploreConfig, runCase, type ExploreCase } from '../../src/explore/explore-case.js';
+import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
 import type { DeterministicResult } from '../../src/runtime/deterministic/deterministic-run.js';
 
 const restore: Array<() => void> = [];
@@ -32,7 +33,8 @@ function patch<T extends object, K extends keyof T>(proto: T, name: K, make: (or
 }
 
 function machine(seed: number, overrides: Partial<RunConfig> = {}, layout: 'flat' | 'x86' | 'random' = 'x86'): ExploreCase {
-  const config = exploreConfig({ workload: 'storm', seed, conversions: 30, machine: { layout } });
+  // Every fix: what a faulty variant adds is then the only bug there is.
+  const config = exploreConfig({ workload: 'storm', seed, conversions: 30, machine: { layout }, protocol: ALL_FIXES_PROTOCOL });
   return { config: { ...config, ...overrides }, strategy: 'random', depth: 2, expectedSteps: 2000, scheduleSeed: seed };
 }
 

@@ -40,7 +40,7 @@ describe('convsim explore interrupted', () => {
 
   it('with nothing found: exit 130 and the report of what was explored', async () => {
     rmSync(join(work, '.convsim'), { recursive: true, force: true });
-    const r = await interrupted(['explore', '--iterations', '100000000', '--threads', '1'], 2500);
+    const r = await interrupted(['explore', '--iterations', '100000000', '--threads', '1', '--protocol', 'fixed'], 2500);
     expect(r.code, r.stderr).toBe(130);
     expect(r.stdout).toMatch(/^INTERRUPTED \(SIGINT\) after \d+ of 100000000 iterations/);
     expect(existsSync(join(work, '.convsim'))).toBe(false);

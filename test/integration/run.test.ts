@@ -37,8 +37,8 @@ function runJson(args: string[]): { status: number | null; json: RunJson } {
 }
 
 describe('convsim run (real threads)', () => {
-  it('the default configuration, shortened to 1,000 conversions, has no violation and every actor on its own thread', () => {
-    const { status, json } = runJson(['--conversions', '1000']);
+  it('the default machine with every fix, shortened to 1,000 conversions, has no violation and every actor on its own thread', () => {
+    const { status, json } = runJson(['--conversions', '1000', '--protocol', 'fixed']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
     expect(json.conversions).toBeGreaterThanOrEqual(1000);
@@ -54,27 +54,27 @@ describe('convsim run (real threads)', () => {
   }, 240_000);
 
   it.each(['legacy', 'inplace'])('the selftest workload passes in %s mode', (mode) => {
-    const { status, json } = runJson(['--workload', 'selftest', '--mode', mode, '--guest-mem', '64M', '--conversions', '600']);
+    const { status, json } = runJson(['--workload', 'selftest', '--mode', mode, '--guest-mem', '64M', '--conversions', '600', '--protocol', 'fixed']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
     expect(json.conversions).toBeGreaterThan(0);
   }, 120_000);
 
   it.each(['explicit', 'priority'])('in-place %s order keeps unmap before CONVERT_PRIVATE and map after CONVERT_SHARED', (order) => {
-    const { status, json } = runJson(['--mode', 'inplace', '--order', order, '--guest-mem', '128M', '--conversions', '250']);
+    const { status, json } = runJson(['--mode', 'inplace', '--order', order, '--guest-mem', '128M', '--conversions', '250', '--protocol', 'fixed']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
   }, 120_000);
 
   it('in-place with the merged (v6) order meets a pinned page at CONVERT_PRIVATE', () => {
-    const { status, json } = runJson(['--mode', 'inplace', '--order', 'v6', '--guest-mem', '128M', '--conversions', '500']);
+    const { status, json } = runJson(['--mode', 'inplace', '--order', 'v6', '--guest-mem', '128M', '--conversions', '500', '--protocol', 'fixed']);
     expect(status).toBe(1);
     expect(json.violations.map((v) => v.invariant)).toContain('inplace-order');
     expect(json.vmStopped).toBe(true);
   }, 120_000);
 
   it('hot-plugging containers during conversions (serialised with registration) has no violation', () => {
-    const { status, json } = runJson(['--workload', 'hotplug', '--guest-mem', '128M', '--conversions', '400']);
+    const { status, json } = runJson(['--workload', 'hotplug', '--guest-mem', '128M', '--conversions', '400', '--protocol', 'fixed']);
     expect(json.violations).toEqual([]);
     expect(status).toBe(0);
   }, 120_000);
@@ -98,7 +98,7 @@ describe('convsim run (real threads)', () => {
   }, 60_000);
 
   it('--workload selftest runs the C test by case and says so in --json', () => {
-    const { status, json } = runJson(['--workload', 'selftest', '--vcpus', '2', '--guest-mem', '64M', '--conversions', '100', '--selftest-expect', 'kvm']);
+    const { status, json } = runJson(['--workload', 'selftest', '--vcpus', '2', '--guest-mem', '64M', '--conversions', '100', '--selftest-expect', 'kvm', '--protocol', 'fixed']);
     expect(status).toBe(0);
     const selftest = (json as unknown as { selftest: { expect: string; cases: Record<string, Record<string, number>> } }).selftest;
     expect(selftest.expect).toBe('kvm');
@@ -169,7 +169,7 @@ describe('convsim run (real threads)', () => {
     [['--mode', 'fast'], /--mode: "fast" is not one of legacy, inplace/],
     [['--containers', 'type1,vfio'], /--containers: "vfio" is not one of type1, iommufd/],
     [['--guest-mem', 'lots'], /--guest-mem: "lots" is not a size/],
-    [['--workload', 'chaos'], /--workload: "chaos" is not one of storm, selftest, hotplug/],
+    [['--workload', 'chaos'], /--workload: "chaos" is not one of storm, adversarial, selftest, hotplug/],
   ])('bad option %j: one line, exit 2', (args, message) => {
     const r = convsim(['run', ...args]);
     expect(r.status).toBe(2);

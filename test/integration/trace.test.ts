@@ -17,7 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function traceRun(limit: number): { status: number | null; stderr: string; check: TraceCheck } {
   const file = join(dir, `trace-${limit}.json`);
-  const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--trace', file, '--trace-limit', String(limit)],
+  const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--protocol', 'fixed', '--trace', file, '--trace-limit', String(limit)],
     { encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stderr: r.stderr, check: checkTrace(JSON.parse(readFileSync(file, 'utf8')) as unknown) };
 }

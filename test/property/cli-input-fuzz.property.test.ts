@@ -160,7 +160,7 @@ describe('fuzzed inputs end in exit 0, 1 or 2 with one line (never an internal e
       target[key] = value;
       return encodeToken(c as unknown as ExploreCase);
     });
-    assertProperty('token decoder', fc.property(fc.oneof(fc.string({ maxLength: 200 }).map((s) => `convsim2.${s}`), fc.string(), damaged, mutatedCase),
+    assertProperty('token decoder', fc.property(fc.oneof(fc.string({ maxLength: 200 }).map((s) => `convsim3.${s}`), fc.string(), damaged, mutatedCase),
       (token) => endsCleanly(() => asCli(token))), params);
   });
 });

@@ -4,6 +4,7 @@
  * lists (4 KiB and 2 MiB entries, coalesced by KVM's snp_begin_psc), and
  * the single KVM_HC_MAP_GPA_RANGE exit of a SW_PROTECTED VM.
  */
+import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
 import { describe, expect, it } from 'vitest';
 import {
   conversionExits, snpPscExits, snpPscRequests, tdxMapGpaPieces, VMGEXIT_PSC_MAX_ENTRY,
@@ -71,7 +72,7 @@ function mapGpaExits(config: RunConfig): Array<[number, number]> {
 }
 
 describe('the vCPU drives the platform exits', () => {
-  const base = exploreConfig({ workload: 'storm', seed: 5, conversions: 60 });
+  const base = exploreConfig({ workload: 'storm', seed: 5, conversions: 60, protocol: ALL_FIXES_PROTOCOL });
 
   it('tdx: every exit is at most 2 MiB; KVM returns RETRY between pieces when events are pending, and the guest reissues the rest', () => {
     // Enough conversions for several multi-piece MapGPAs (storm: 15% are larger than 2 MiB).

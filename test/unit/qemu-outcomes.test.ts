@@ -3,6 +3,7 @@
  * start-up estimate check of `run`, `type1` / `type1:N` / `type1:auto`, and
  * the fatal outcomes of the deterministic runtime and of exploration.
  */
+import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
 import { describe, expect, it } from 'vitest';
 import { autoDmaEntryLimit, describeAutoLimit, refusedAtStartup } from '../../src/actors/device-realize.js';
 import type { RunConfig } from '../../src/actors/run-config.js';
@@ -93,7 +94,7 @@ describe('deterministic runtime and exploration: fatal outcomes end the run', ()
   const caseOf = (config: RunConfig): ExploreCase => ({ config, strategy: 'random', depth: 1, expectedSteps: 1, scheduleSeed: 1 });
 
   it('realize-failed: a type1 limit below the estimate ends the run at start-up, before any conversion', () => {
-    const base = exploreConfig({ workload: 'storm', seed: 1 });
+    const base = exploreConfig({ workload: 'storm', seed: 1, protocol: ALL_FIXES_PROTOCOL });
     const config: RunConfig = { ...base, containers: [{ backend: 'type1', dmaEntryLimit: TYPE1_DEFAULT_DMA_ENTRY_LIMIT }], maxMemslots: 65535 - 16384 + 2 };
     const r = runCase(caseOf(config), { stopAtViolation: false });
     expect(r.outcome).toBe('realize-failed');
@@ -105,10 +106,10 @@ describe('deterministic runtime and exploration: fatal outcomes end the run', ()
   });
 
   it('qemu-exit: a hot-plug re-registration whose replay fails ends the run there, and its story ends with it', () => {
-    const base = exploreConfig({ workload: 'hotplug', seed: 1 });
+    const base = exploreConfig({ workload: 'hotplug', seed: 1, protocol: ALL_FIXES_PROTOCOL });
     const fd = base.containers[1]!;
     // Maps start failing late (-ENOMEM) in c0: the failing map is a replay to a re-registered listener.
-    const config: RunConfig = { ...base, containers: [fd, fd], variant: { failMaps: { container: 0, afterMaps: 300, errno: 12 } } };
+    const config: RunConfig = { ...base, containers: [fd, fd], variant: { failMaps: { container: 0, afterMaps: 20, errno: 12 } } };
     const full = runCase(caseOf(config), { stopAtViolation: false, recordTrace: true });
     expect(full.qemuOutcome).toBe('qemu-exit');
     expect(full.fatal?.message).toMatch(/^c0: ram_block_attributes_rdm_register_listener: replay failed \(-ENOMEM \(-12\)\): exit\(1\)$/);
