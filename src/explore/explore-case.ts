@@ -161,7 +161,7 @@ export function decodeToken(token: string): ExploreCase {
     payload = body.slice(0, dot);
     if (checksum(payload) !== body.slice(dot + 1)) throw new RangeError('replay token is damaged (checksum mismatch: copy the whole token)');
   } else if (OLDER_TOKEN_PREFIXES.some((p) => text.startsWith(p))) {
-    throw new RangeError(`replay token of an older convsim (${text.slice(0, 8)}): its schedule was recorded before state changes ran at QEMU's grain and cannot replay on this version (${TOKEN_PREFIX.slice(0, 8)}); run convsim explore again`);
+    throw new RangeError(`replay token of an older convsim (${text.slice(0, 9)}): its schedule was recorded before state changes ran at QEMU's grain and cannot replay on this version (${TOKEN_PREFIX}); run convsim explore again`);
   } else {
     throw new RangeError(`not a convsim replay token (expected it to start with ${TOKEN_PREFIX})`);
   }

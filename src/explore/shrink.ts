@@ -26,6 +26,13 @@ const MAX_ATTEMPTS = 1500;
 const MACHINE_SEEDS = 100;
 /** Seeded schedules tried on the reduced case in search of a shorter failing one. */
 const RESEARCH_SEEDS = 300;
+/**
+ * Seeded schedules tried on a workload with an action fewer when the
+ * recorded schedule no longer fails on it: the deviations are step numbers,
+ * and dropping an action shifts them (a race of a few steps, such as a lost
+ * bitmap update, then needs a schedule of its own).
+ */
+const ACTION_SEEDS = 8;
 
 export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
   const first = runCase(failing, { recordChoices: true });
@@ -99,6 +106,18 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
       if (smaller !== undefined) tryMachine({ ...best, config: smaller });
     }
   }
+  // A smaller workload, with the recorded schedule or else one of a few seeded ones.
+  const tryWorkload = (candidate: ExploreCase): boolean => {
+    if (tryCase(candidate)) return true;
+    for (let seed = 1; seed <= ACTION_SEEDS && attempts < maxAttempts; seed++) {
+      const scheduled: ExploreCase = { ...candidate, strategy: 'random', scheduleSeed: seed, deviations: [] };
+      if (!fails(scheduled)) continue;
+      const recorded = runCase(scheduled, { maxSteps: stepCap, recordChoices: true });
+      best = { ...candidate, strategy: 'replay', deviations: [...recorded.deviations.entries()] };
+      return true;
+    }
+    return false;
+  };
   // 3. Fewer workload operations: stop each vCPU early, then skip its actions, ddmin-style.
   const firstRun = runCase(best);
   const vcpuStats = firstRun.actors.map((a, i) => (a.role === 'vcpu' ? firstRun.stats[i]!['actions'] ?? 0 : -1)).filter((n) => n >= 0);
@@ -115,7 +134,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     let limit = performed;
     for (let lo = 0, hi = performed; lo < hi && attempts < maxAttempts;) {
       const mid = Math.floor((lo + hi) / 2);
-      if (tryCase({ ...best, config: { ...best.config, actionLimit: limits(mid) } })) {
+      if (tryWorkload({ ...best, config: { ...best.config, actionLimit: limits(mid) } })) {
         hi = mid;
         limit = mid;
       } else lo = mid + 1;
@@ -132,7 +151,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     for (let chunk = Math.max(1, Math.floor(kept.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
       for (let at = 0; at < kept.length && attempts < maxAttempts;) {
         const without = [...kept.slice(0, at), ...kept.slice(at + chunk)];
-        if (tryCase({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;
+        if (tryWorkload({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;
         else at += chunk;
       }
     }

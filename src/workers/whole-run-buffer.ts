@@ -18,6 +18,9 @@ export interface BufferCoverage {
   readonly fullFromUs: number | undefined;
 }
 
+/** Groups at the start of a run that every sample keeps. */
+const ALWAYS_KEPT = 8;
+
 export class WholeRunBuffer<T extends { readonly ts: number }> {
   readonly #half: number;
   #recent: T[][] = [];
@@ -57,7 +60,10 @@ export class WholeRunBuffer<T extends { readonly ts: number }> {
     // A hashed key, not the index: every other index would keep only one kind of a strictly
     // alternating pattern (send, slice, send, ...). key % 2s === 0 implies key % s === 0, so
     // halving keeps a subset of what was kept.
-    const key = mix(this.#evicted++);
+    // The first few groups are always kept (key 0): the track shows where it starts, even when its
+    // first group is a flow start whose other end was sampled out elsewhere.
+    const index = this.#evicted++;
+    const key = index < ALWAYS_KEPT ? 0 : mix(index);
     if (key % this.#stride !== 0) {
       this.#dropped += group.length;
       return;

@@ -58,8 +58,8 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
     expect(out['iterations']).toBeLessThanOrEqual(200);
     found = out['failure'] as Failure;
     expect(found.invariant).toBe('inplace-order');
-    expect(found.replay).toMatch(/^convsim2\./);
-    expect(found.originalReplay).toMatch(/^convsim2\./);
+    expect(found.replay).toMatch(/^convsim3\./);
+    expect(found.originalReplay).toMatch(/^convsim3\./);
     expect(found.traceHash).toMatch(/^[0-9a-f]{14}$/);
     expect(found.storySteps).toBeLessThanOrEqual(30);
     expect(found.tokenFile.startsWith(join(work, '.convsim', 'failure-inplace-order-'))).toBe(true);

@@ -31,7 +31,7 @@ describe('convsim explore interrupted', () => {
     const r = await interrupted(['explore', '--mutant', 'no-lock-overlap', '--conversions', '10', '--iterations', '100000000', '--keep-going', '--threads', '1'], 6000);
     expect(r.code, r.stderr).toBe(1);
     const lines = r.stdout.split('\n');
-    expect(lines[0]).toMatch(/^found \S+ at seed \d+; unshrunk token written to .*\.original\.token; shrinking \(Ctrl-C keeps it\): convsim2\./);
+    expect(lines[0]).toMatch(/^found \S+ at seed \d+; unshrunk token written to .*\.original\.token; shrinking \(Ctrl-C keeps it\): convsim3\./);
     expect(r.stdout).toMatch(/^INTERRUPTED \(SIGINT\) after \d+ of 100000000 iterations/m);
     expect(r.stdout).toMatch(/^FOUND /m);
     const tokens = readdirSync(join(work, '.convsim'));

@@ -94,7 +94,7 @@ describe('convsim run --trace (Chrome Trace Event Format)', () => {
 
   it('--trace-window records only the chosen span, and says how many events fell outside it', () => {
     const file = join(dir, 'trace-window.json');
-    const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--trace', file, '--trace-window', '1-1.5'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--protocol', 'fixed', '--trace', file, '--trace-window', '1-1.5'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const trace = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ ph: string; ts: number }>; otherData: Record<string, unknown> };
     expect(checkTrace(trace).problems).toEqual([]);

@@ -77,7 +77,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
   /** Listener per (actor, iova): a container registers one per section. */
   readonly #listeners = new Map<string, RemoteListener>();
   readonly #names: Map<number, string>;
-  readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0, deferred: 0 };
+  readonly #counters = { stateChanges: 0, notifyPopulate: 0, notifyDiscard: 0, registrations: 0, maxInFlight: 0, deferred: 0, 'checked:use-after-free': 0 };
   readonly #protocol: ProtocolPolicy;
   /** State changes in flight, and whether a registration is. */
   #stateChangesActive = 0;
@@ -215,6 +215,8 @@ export class RamBlockAttributesOwner implements ActorLogic {
       ctx.send(job.vcpu, { type: 'bitmapStep', from: ctx.self, tag, ...encodeBitmapStep(call) });
       return;
     }
+    // Every listener call of a state change is followed by a step on along rdl_list: a use-after-free check.
+    if (job.reply === 'stateChangeDone') this.#counters['checked:use-after-free']++;
     const listener = call.listener as RemoteListener;
     if (this.#pending.size > this.#counters.maxInFlight) this.#counters.maxInFlight = this.#pending.size;
     const { offsetWithinRegion: offset, size, offsetWithinAddressSpace: iova } = call.section;

@@ -229,7 +229,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
         current = -1;
         // Recorded like a delivery (what the device did), so trace index = step.
         hasher.add(actor, did);
-        if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: step - 1, choice, candidates: count });
+        if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: -1, choice, candidates: count });
         if (newViolation(actor) && options.stopAtViolation) return 'violation';
         continue;
       }
