@@ -4,6 +4,7 @@
  * summary (text or `--json`), each saying how the run ended and listing the
  * files written.
  */
+import { describeProtocol } from '../core/protocol-policy.js';
 import { writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, platform, totalmem } from 'node:os';
 import { convsimVersion } from './convsim-version.js';
@@ -92,6 +93,8 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number, end: RunEn
       `${config.sharedBacking === 'hugetlb' ? ', hugetlb shared backing' : ''}, ` +
       `rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}` +
       `${config.faults === undefined ? '' : `, faults ${config.faults.rate} (${config.faults.kinds.join(',')})`}${config.hotplug === true ? ', hot-plug' : ''}`,
+    `protocol:     ${describeProtocol(config.protocol)}: conversion lock ${config.protocol.conversionLock}, bitmap ops ${config.protocol.bitmapOps}, ` +
+      `registration ${config.protocol.registration}, listener list ${config.protocol.listenerList}`,
     ...config.containers.flatMap((c, i) => {
       const note = describeAutoLimit(config, i, c);
       return note === undefined ? [] : [`limits:       ${note}`];

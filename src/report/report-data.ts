@@ -1,4 +1,5 @@
 /** What the HTML report shows, gathered from a run's configuration and report. */
+import { describeProtocol } from '../core/protocol-policy.js';
 import type { PhaseHistograms, PhaseRow } from '../actors/phase-profile.js';
 import type { RunConfig } from '../actors/run-config.js';
 import type { RunReport } from '../runtime/threaded-run.js';
@@ -50,7 +51,7 @@ export function reportData(config: RunConfig, report: RunReport, generatedAt = n
   return {
     title: `convsim run: ${config.workload}${status === '' ? '' : ` (${status})`}`,
     subtitle: `${config.vcpus} vCPUs, ${config.containers.map((c) => c.backend).join(' + ')}, ${formatBytes(config.guestMem)} guest, ` +
-      `${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, rollback ${config.rollback}, ${config.inFlight} in flight, seed ${config.seed}`,
+      `${config.mode}${config.mode === 'inplace' ? ` (${config.order})` : ''}, rollback ${config.rollback}, ${config.inFlight} in flight, protocol ${describeProtocol(config.protocol)}, seed ${config.seed}`,
     generatedAt: generatedAt.toISOString(),
     provenance,
     summary: [

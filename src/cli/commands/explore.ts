@@ -2,6 +2,7 @@
  * `convsim explore`: deterministic exploration of schedules on a piscina
  * pool; on a failure, the shrunk story and a replay token.
  */
+import { ALL_FIXES_PROTOCOL, describeProtocol } from '../../core/protocol-policy.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -410,6 +411,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       mode: o.vary && o.mode === undefined ? 'varied' : main.mode,
       order: o.perOrder || (o.vary && o.mode === undefined && o.order === undefined) ? null : main.order,
       mutant: o.mutant ?? null,
+      protocol: o.protocol ?? ALL_FIXES_PROTOCOL,
       seed: o.seed,
       threads: o.threads,
       deliveries: perOrder.reduce((sum, p) => sum + p.deliveries, 0),
@@ -442,7 +444,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const modeText = o.vary && o.mode === undefined ? 'varied machines (legacy and in place)'
     : `${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}${o.vary ? ', varied machines' : ''}`;
   const what = `${o.workload}, ${modeText}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
-    `${o.mutant === undefined ? '' : `, mutant ${o.mutant}`}, ${o.threads} thread(s)`;
+    `${o.mutant === undefined ? '' : `, mutant ${o.mutant}`}, protocol ${describeProtocol(o.protocol ?? ALL_FIXES_PROTOCOL)}, ${o.threads} thread(s)`;
   if (o.perOrder) {
     lines.push(`convsim explore: in-place ordering verification (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s`);
     for (const p of perOrder) {
