@@ -8,7 +8,7 @@
  * `ram_block_attributes_notify_populate`, and so on.
  */
 import { BitmapExecutor } from './bitmap-executor.js';
-import { bitmapWriter, type BitmapStep, type BitmapWriter } from './bitmap-ops.js';
+import { bitmapWriter, type BitmapStep, type BitmapSteps, type BitmapWriter } from './bitmap-ops.js';
 import { EINVAL, type Ret } from './errno.js';
 import type { EventBus } from './events.js';
 import { createListenerList, type ListenerList, type Registration } from './listener-list.js';
@@ -79,6 +79,33 @@ export type RbaStep = ListenerCall | BitmapStep;
 /** The shape of every RamBlockAttributes algorithm: yields steps, returns a Ret. */
 export type ListenerCalls = Generator<RbaStep, Ret, Ret>;
 
+/**
+ * When a state change writes the bitmap, relative to notifying the
+ * listeners: one policy, chosen at construction. `keep` says whether a
+ * populate whose walk returned `ret` still writes its bits (a discard
+ * always does).
+ */
+type WriteTiming = (write: () => BitmapSteps, notify: () => ListenerCalls, keep: (ret: Ret) => boolean) => ListenerCalls;
+
+/** Merged QEMU: the bitmap first, then the listeners (spec invariant: listeners never hear of a state the bitmap lacks). */
+const BITMAP_FIRST: WriteTiming = function* (write, notify) {
+  yield* write();
+  return yield* notify();
+};
+
+/** The bug-zoo variant `notify-before-bitmap`: the listeners first, then the bitmap. */
+const NOTIFY_FIRST: WriteTiming = function* (write, notify, keep) {
+  const ret = yield* notify();
+  if (keep(ret)) yield* write();
+  return ret;
+};
+
+/** Which way each walk goes over `rdl_list` (true: from the tail). */
+interface WalkOrder {
+  readonly populate: boolean;
+  readonly discard: boolean;
+}
+
 /** Whether a step is a listener call (else a bitmap access). */
 export function isListenerCall(step: RbaStep): step is ListenerCall {
   return step.kind === 'populate' || step.kind === 'discard';
@@ -125,8 +152,10 @@ export class RamBlockAttributes implements RamDiscardManager {
   readonly bitmap: SharedBitmap;
   readonly rollback: RollbackPolicy;
   readonly priorities: boolean;
-  readonly #notifyBeforeBitmap: boolean;
-  readonly #invertWalk: boolean;
+  /** When the bitmap is written relative to the notification (bitmap first, unless a zoo variant). */
+  readonly #timing: WriteTiming;
+  /** Walk directions: merged both forward; priorities populate forward, discard in reverse (or inverted: the zoo). */
+  readonly #walkOrder: WalkOrder;
   readonly #bus: EventBus | undefined;
   /** `rdl_list`, under the listener-list policy. */
   readonly #list: ListenerList;
@@ -146,8 +175,9 @@ export class RamBlockAttributes implements RamDiscardManager {
     }
     this.rollback = options.rollback;
     this.priorities = options.priorities;
-    this.#notifyBeforeBitmap = options.notifyBeforeBitmap ?? false;
-    this.#invertWalk = options.priorities && (options.invertPriorityWalk ?? false);
+    this.#timing = options.notifyBeforeBitmap === true ? NOTIFY_FIRST : BITMAP_FIRST;
+    const inverted = options.priorities && options.invertPriorityWalk === true;
+    this.#walkOrder = { populate: inverted, discard: options.priorities !== inverted };
     this.#bus = options.bus;
     this.#list = createListenerList(options.listenerList ?? MERGED_PROTOCOL.listenerList);
     this.#writer = bitmapWriter(options.bitmapOps ?? MERGED_PROTOCOL.bitmapOps);
@@ -301,33 +331,27 @@ export class RamBlockAttributes implements RamDiscardManager {
 
   *#changeToDiscarded(firstBit: number, nbits: number, isDiscarded: boolean, isPopulated: boolean): ListenerCalls {
     const writer = this.#writer;
-    const late = this.#notifyBeforeBitmap;
+    const always = (): boolean => true;
     if (isDiscarded) return 0; // already private
     if (isPopulated) {
-      if (!late) yield* writer.range(firstBit, nbits, false);
-      yield* this.#notifyDiscard(firstBit * this.blockSize, nbits * this.blockSize, false);
-      if (late) yield* writer.range(firstBit, nbits, false);
-      return 0;
+      return yield* this.#timing(() => writer.range(firstBit, nbits, false), () => this.#notifyDiscard(firstBit * this.blockSize, nbits * this.blockSize, false), always);
     }
     // Unexpected mixture: one block at a time, ascending. QEMU tests each bit; the skipped
     // test_bit reads up to the next shared block are one scan step here.
     const end = firstBit + nbits;
     for (let bit = yield* this.#find(false, firstBit, end); bit < end; bit = yield* this.#find(false, bit + 1, end)) {
-      if (!late) yield* writer.bit(bit, false);
-      yield* this.#notifyDiscard(bit * this.blockSize, this.blockSize, false);
-      if (late) yield* writer.bit(bit, false);
+      yield* this.#timing(() => writer.bit(bit, false), () => this.#notifyDiscard(bit * this.blockSize, this.blockSize, false), always);
     }
     return 0;
   }
 
   *#changeToPopulated(firstBit: number, nbits: number, isDiscarded: boolean, isPopulated: boolean): ListenerCalls {
     const writer = this.#writer;
-    const late = this.#notifyBeforeBitmap;
+    // Bits written after a failed walk stay only when nothing is rolled back.
+    const keep = (ret: Ret): boolean => ret === 0 || this.rollback === 'none';
     if (isPopulated) return 0; // already shared
     if (isDiscarded) {
-      if (!late) yield* writer.range(firstBit, nbits, true);
-      const ret = yield* this.#notifyPopulate(firstBit * this.blockSize, nbits * this.blockSize);
-      if (late && (ret === 0 || this.rollback === 'none')) yield* writer.range(firstBit, nbits, true);
+      const ret = yield* this.#timing(() => writer.range(firstBit, nbits, true), () => this.#notifyPopulate(firstBit * this.blockSize, nbits * this.blockSize), keep);
       if (ret !== 0 && this.rollback !== 'none') yield* writer.range(firstBit, nbits, false);
       return ret;
     }
@@ -335,9 +359,7 @@ export class RamBlockAttributes implements RamDiscardManager {
     const end = firstBit + nbits;
     const changed: number[] = []; // blocks this call populated, for `full` rollback
     for (let bit = yield* this.#find(true, firstBit, end); bit < end; bit = yield* this.#find(true, bit + 1, end)) {
-      if (!late) yield* writer.bit(bit, true);
-      const ret = yield* this.#notifyPopulate(bit * this.blockSize, this.blockSize);
-      if (late && (ret === 0 || this.rollback === 'none')) yield* writer.bit(bit, true);
+      const ret = yield* this.#timing(() => writer.bit(bit, true), () => this.#notifyPopulate(bit * this.blockSize, this.blockSize), keep);
       if (ret === 0) {
         if (this.rollback === 'full') changed.push(bit);
         continue;
@@ -383,7 +405,7 @@ export class RamBlockAttributes implements RamDiscardManager {
   *#notifyPopulate(offset: number, size: number): ListenerCalls {
     this.#bus?.emit({ kind: 'populateStep', offset, size });
     const notified: Registration[] = [];
-    const next = this.#walk(this.#invertWalk);
+    const next = this.#walk(this.#walkOrder.populate);
     for (let registration = next(); registration !== undefined; registration = next()) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section === undefined) continue;
@@ -408,7 +430,7 @@ export class RamBlockAttributes implements RamDiscardManager {
    * (reverse order with priorities); cannot fail.
    */
   *#notifyDiscard(offset: number, size: number, rollback: boolean): ListenerCalls {
-    const next = this.#walk(this.priorities !== this.#invertWalk);
+    const next = this.#walk(this.#walkOrder.discard);
     for (let registration = next(); registration !== undefined; registration = next()) {
       const section = sectionIntersectRange(registration.section, offset, size);
       if (section !== undefined) yield* this.#discardCall(registration.listener, section, rollback);
