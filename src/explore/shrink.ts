@@ -33,6 +33,8 @@ const RESEARCH_SEEDS = 300;
  * bitmap update, then needs a schedule of its own).
  */
 const ACTION_SEEDS = 8;
+/** Runs up to this many deliveries are short enough for {@link ACTION_SEEDS}. */
+const SHORT_RUN_STEPS = 20_000;
 
 export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
   const first = runCase(failing, { recordChoices: true });
@@ -107,9 +109,12 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     }
   }
   // A smaller workload, with the recorded schedule or else one of a few seeded ones.
+  // Only for short runs: on a long one (a 1 GiB guest filling a type1 table) every seed costs a
+  // whole run, and the recorded schedule is what keeps it failing.
+  const actionSeeds = first.steps <= SHORT_RUN_STEPS ? ACTION_SEEDS : 0;
   const tryWorkload = (candidate: ExploreCase): boolean => {
     if (tryCase(candidate)) return true;
-    for (let seed = 1; seed <= ACTION_SEEDS && attempts < maxAttempts; seed++) {
+    for (let seed = 1; seed <= actionSeeds && attempts < maxAttempts; seed++) {
       const scheduled: ExploreCase = { ...candidate, strategy: 'random', scheduleSeed: seed, deviations: [] };
       if (!fails(scheduled)) continue;
       const recorded = runCase(scheduled, { maxSteps: stepCap, recordChoices: true });
@@ -148,7 +153,10 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
       all[vcpu] = Array.from({ length: performed }, (_, i) => i).filter((i) => !keepSet.has(i));
       return all;
     };
-    for (let chunk = Math.max(1, Math.floor(kept.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
+    // Skipping single actions of a long run (hundreds of them, each try a whole run) costs more than
+    // it can save: long runs keep whole chunks only.
+    const smallest = first.steps <= SHORT_RUN_STEPS ? 1 : Math.max(1, Math.floor(kept.length / 8));
+    for (let chunk = Math.max(1, Math.floor(kept.length / 2)); chunk >= smallest && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
       for (let at = 0; at < kept.length && attempts < maxAttempts;) {
         const without = [...kept.slice(0, at), ...kept.slice(at + chunk)];
         if (tryWorkload({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;

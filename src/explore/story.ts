@@ -154,8 +154,14 @@ export function story(result: DeterministicResult): string[] {
     text: `start-up: ${registered.join(', ')} register ${start / 2} section(s); nothing is shared yet, so nothing is replayed  [vfio_listener_region_add]`,
   }];
   // A bitmap access's reply carries only a scan's result: the next line says what it led to.
-  const told = result.trace.slice(start, end + 1).filter((d) => d.message.type !== 'bitmapStepDone');
+  // A device's own reads that went as expected (a mapped page, or an IOMMU fault on an unmapped
+  // IOVA) are counted, not told: only the one that failed, if any, is a line of the story.
+  const window = result.trace.slice(start, end + 1);
+  const quiet = (d: (typeof window)[number], i: number): boolean => d.message.type === 'deviceAccess' && start + i !== end;
+  const told = window.filter((d, i) => d.message.type !== 'bitmapStepDone' && !quiet(d, i));
+  const reads = window.filter(quiet).length;
   const lines: Line[] = [...startup];
+  if (reads > 0) lines.push({ key: 'device-reads', text: `(the devices read on their own ${reads} time(s) in between: not told; none of them broke an invariant)` });
   for (let i = 0; i < told.length;) {
     const d = told[i]!;
     const from = names[d.from] ?? `actor${d.from}`;

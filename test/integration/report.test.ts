@@ -43,7 +43,7 @@ function consoleLines(stderr: string): string[] {
 describe('convsim run --report', () => {
   let html = '';
   beforeAll(() => {
-    const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--report', reportFile],
+    const r = spawnSync(process.execPath, [CLI, 'run', '--guest-mem', '64M', '--conversions', '300', '--protocol', 'fixed', '--report', reportFile],
       { encoding: 'utf8', timeout: 120_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
