@@ -27,10 +27,11 @@ const MACHINE_SEEDS = 100;
 /** Seeded schedules tried on the reduced case in search of a shorter failing one. */
 const RESEARCH_SEEDS = 300;
 /**
- * Seeded schedules tried on a workload with an action fewer when the
- * recorded schedule no longer fails on it: the deviations are step numbers,
- * and dropping an action shifts them (a race of a few steps, such as a lost
- * bitmap update, then needs a schedule of its own).
+ * Seeded schedules tried on a vCPU stopped earlier when the recorded
+ * schedule no longer fails on it: the deviations are step numbers, and
+ * dropping actions shifts them (a race of a few steps, such as a lost
+ * bitmap update, then needs a schedule of its own). Only while stopping
+ * vCPUs early (a binary search, a few tries), not for single actions.
  */
 const ACTION_SEEDS = 8;
 /** Runs up to this many deliveries are short enough for {@link ACTION_SEEDS}. */
@@ -159,7 +160,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     for (let chunk = Math.max(1, Math.floor(kept.length / 2)); chunk >= smallest && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
       for (let at = 0; at < kept.length && attempts < maxAttempts;) {
         const without = [...kept.slice(0, at), ...kept.slice(at + chunk)];
-        if (tryWorkload({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;
+        if (tryCase({ ...best, config: { ...best.config, skipActions: skipping(without) } })) kept = without;
         else at += chunk;
       }
     }
