@@ -116,7 +116,7 @@ function renderText(r: VerifyReport): string {
     `  (${KEY})`,
     ...sameAsLines(r).map((s) => `  ${s}`),
     '',
-    `On real threads, one short run per cell (2 vCPUs, 64M, ${r.threadedConversions} conversions; ${THREADED_NOTE}):`,
+    `On real threads, one short run per cell (2 vCPUs, 64M, ${r.threadedConversions} conversions, selftest its own count; ${THREADED_NOTE}):`,
     ...alignedTable(header, grid(r, threadedText)),
     ...threadedExample(r).map((s) => `  ${s}`),
   ];
@@ -146,7 +146,7 @@ function renderMarkdown(r: VerifyReport): string {
     `${KEY}.`,
     ...sameAsLines(r).map((s) => `${s}.`),
     '',
-    `On real threads, one short run per cell (2 vCPUs, 64M, ${r.threadedConversions} conversions; ${THREADED_NOTE}):`,
+    `On real threads, one short run per cell (2 vCPUs, 64M, ${r.threadedConversions} conversions, selftest its own count; ${THREADED_NOTE}):`,
     '',
     ...markdownTable(header, grid(r, threadedText)),
     '',
