@@ -11,6 +11,7 @@ import { replayCommand, REPLAY_HELP } from './commands/replay.js';
 import { shrinkCommand, SHRINK_HELP } from './commands/shrink.js';
 import { mutantsCommand, MUTANTS_HELP } from './commands/mutants.js';
 import { invariantsCommand, INVARIANTS_HELP } from './commands/invariants.js';
+import { verifyCommand, VERIFY_HELP } from './commands/verify.js';
 import { didYouMean } from './command-line.js';
 import { convsimVersion } from './convsim-version.js';
 import { oneLine, showValue } from './show-value.js';
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   ops: { run: opsCommand, help: OPS_HELP },
   bench: { run: benchCommand, help: BENCH_HELP },
   explore: { run: exploreCommand, help: EXPLORE_HELP },
+  verify: { run: verifyCommand, help: VERIFY_HELP },
   replay: { run: replayCommand, help: REPLAY_HELP },
   shrink: { run: shrinkCommand, help: SHRINK_HELP },
   mutants: { run: mutantsCommand, help: MUTANTS_HELP },

@@ -248,6 +248,6 @@ export async function runCommand(argv: string[]): Promise<number> {
 }
 
 /** The shell's convention: 128 + the signal number (SIGINT 130, SIGTERM 143). */
-function signalExitCode(signal: NodeJS.Signals): number {
+export function signalExitCode(signal: NodeJS.Signals): number {
   return signal === 'SIGTERM' ? 143 : 130;
 }
