@@ -4,7 +4,8 @@
  *
  * The fixtures were generated once from zoo failures (register-race, shrunk:
  * a replay schedule with deviations; no-lock-overlap, the original random
- * schedule). If the protocol's messages change on purpose, regenerate the
+ * schedule) and from two violated `verify --quick` cells of QEMU as merged
+ * (storm: a lost bitmap update; hotplug: a walk reaching a freed listener). If the protocol's messages change on purpose, regenerate the
  * expected files from the same tokens with CONVSIM_UPDATE_FIXTURES=1.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +26,7 @@ interface Expected {
 }
 
 describe('replay of stored tokens', () => {
-  for (const name of ['register-race-shrunk', 'no-lock-overlap-random']) {
+  for (const name of ['register-race-shrunk', 'no-lock-overlap-random', 'merged-storm-lost-update', 'merged-hotplug-use-after-free']) {
     it(`${name}: same traceHash and story 100 times out of 100`, () => {
       const expectedFile = join(fixtures, `${name}.expected.json`);
       const expected = JSON.parse(readFileSync(expectedFile, 'utf8')) as Expected;
