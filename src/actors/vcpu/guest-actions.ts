@@ -33,7 +33,12 @@ type GuestActionKind =
    * KVM attribute does not match exits with KVM_EXIT_MEMORY_FAULT and is
    * converted first. Optionally writes a pattern.
    */
-  | { readonly kind: 'access'; readonly gpa: number; readonly size: number; readonly private: boolean; readonly write?: number; readonly owned?: boolean }
+  /**
+   * `contested`: other vCPUs convert these pages both ways on purpose (a
+   * malicious guest), so a page may fault again and again without anything
+   * being wrong in the host: no refault check.
+   */
+  | { readonly kind: 'access'; readonly gpa: number; readonly size: number; readonly private: boolean; readonly write?: number; readonly owned?: boolean; readonly contested?: boolean }
   /** Ask the device behind container `container` to DMA into a buffer (identity IOVA = GPA). */
   | { readonly kind: 'dma'; readonly container: number; readonly gpa: number; readonly size: number; readonly pattern: number }
   /** The host side writes the shared view (QEMU or the selftest's host thread). */

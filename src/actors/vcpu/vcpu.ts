@@ -285,7 +285,9 @@ export class Vcpu implements ActorLogic {
         // no other vCPU converts it, at once; elsewhere only when it goes on and on (another vCPU
         // converting the page back between each fault and its retry, REFAULT_LIMIT times in a row,
         // is not a schedule; a conversion that never takes effect is).
-        if (state.refaults === (action.owned === true ? 1 : REFAULT_LIMIT)) this.#reportIncomplete(state.next, PAGE, action.private);
+        // A malicious guest's vCPUs ping-pong a page between them on purpose: a livelock of the guest's
+        // own making, not a conversion that failed (`contested`).
+        if (action.contested !== true && state.refaults === (action.owned === true ? 1 : REFAULT_LIMIT)) this.#reportIncomplete(state.next, PAGE, action.private);
         state.faulted = state.next;
         this.#blocked = state;
         this.#exit(EXIT_MEMORY_FAULT, this.#physMap.gpaOf(state.next - base) ?? state.next, PAGE, action.private, ctx);

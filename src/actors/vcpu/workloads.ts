@@ -119,7 +119,7 @@ export function* adversarial(ctx: WorkloadContext): Workload {
       result = yield { kind: 'mapGpa', gpa, size, toPrivate: ctx.random() < 0.5 };
     } else {
       const gpa = ctx.gpaBase + randomInt(ctx, window / PAGE) * PAGE;
-      result = yield { kind: 'access', gpa, size: PAGE, private: ctx.random() < 0.5 };
+      result = yield { kind: 'access', gpa, size: PAGE, private: ctx.random() < 0.5, contested: true };
     }
     conversions += result.exits;
     if (result.ret !== 0) return;
