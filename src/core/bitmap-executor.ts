@@ -40,12 +40,16 @@ export interface BitmapExecutorState {
   readonly blockSize: number;
 }
 
+/** A mask from its int32 halves, as a signed 64-bit value (the element type of a BigInt64Array). */
+function mask64(lo: number, hi: number): bigint {
+  return BigInt.asIntN(64, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+}
+
 export class BitmapExecutor {
   readonly #state: BitmapExecutorState;
   readonly #found: Violation[];
-  /** The thread's register: the halves of the word its last `load` read. */
-  #lo = 0;
-  #hi = 0;
+  /** The thread's register: the 64-bit word its last `load` read (one load, as on x86-64). */
+  #register = 0n;
   #loadedWord = -1;
   /** Stores checked (for the summary's `checked:` counters). */
   checked = 0;
@@ -62,32 +66,25 @@ export class BitmapExecutor {
       case 'find':
         return step.zero ? bitmap.findNextZeroBit(step.from, step.limit) : bitmap.findNextBit(step.from, step.limit);
       case 'load':
-        this.#lo = bitmap.loadWord32(2 * step.word);
-        this.#hi = bitmap.loadWord32(2 * step.word + 1);
+        this.#register = bitmap.loadWord64(step.word);
         this.#loadedWord = step.word;
         return 0;
       case 'store': {
         if (this.#loadedWord !== step.word) throw new Error(`store of word ${step.word} without its load (register holds ${this.#loadedWord})`);
-        const lo = step.set ? this.#lo | step.lo : this.#lo & ~step.lo;
-        const hi = step.set ? this.#hi | step.hi : this.#hi & ~step.hi;
+        const mask = mask64(step.lo, step.hi);
+        const value = step.set ? this.#register | mask : this.#register & ~mask;
         this.#loadedWord = -1;
+        this.#write(step.word, step.set, step.lo, step.hi, () => bitmap.storeWord64(step.word, value));
+        return 0;
+      }
+      case 'atomic': {
+        const mask = mask64(step.lo, step.hi);
         this.#write(step.word, step.set, step.lo, step.hi, () => {
-          bitmap.storeWord32(2 * step.word, lo);
-          bitmap.storeWord32(2 * step.word + 1, hi);
+          if (step.set) bitmap.orWord64(step.word, mask);
+          else bitmap.andWord64(step.word, ~mask);
         });
         return 0;
       }
-      case 'atomic':
-        this.#write(step.word, step.set, step.lo, step.hi, () => {
-          if (step.set) {
-            bitmap.orWord32(2 * step.word, step.lo);
-            bitmap.orWord32(2 * step.word + 1, step.hi);
-          } else {
-            bitmap.andWord32(2 * step.word, ~step.lo);
-            bitmap.andWord32(2 * step.word + 1, ~step.hi);
-          }
-        });
-        return 0;
       default: {
         const unreachable: never = step;
         throw new Error(`unknown bitmap step ${String(unreachable)}`);

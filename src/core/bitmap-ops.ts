@@ -7,15 +7,21 @@
  * QEMU's bitmap is an array of 64-bit `unsigned long`s (`BITS_PER_LONG`):
  * word `w` holds blocks `64w .. 64w+63`, 256 KiB of guest at 4 KiB blocks.
  * The shared bitmap here is 32-bit words; QEMU word `w` is its words `2w`
- * (low half) and `2w+1` (high half), and a step always covers both.
+ * (low half) and `2w+1` (high half); a load, store or atomic step is one
+ * 64-bit `Atomics` operation on both (never torn, as an aligned 8-byte access
+ * on x86-64). The scans read 32-bit words one at a time (a scan is not atomic
+ * in QEMU either, but on real threads a scan could see the two halves of
+ * one word at different times, which no 64-bit load would: at worst a range
+ * is classified a mixture and takes the block-by-block path).
  *
  * The bitmap-ops policy ({@link BitmapOps}) lives here and only here:
  * - `nonatomic` (merged): `set_bit`, `clear_bit`, `bitmap_set` and
  *   `bitmap_clear` (include/qemu/bitops.h, util/bitmap.c) do `*p |= mask` /
  *   `*p &= ~mask` per word: a load, then a store. They are two steps, so a
  *   store of another thread can fall between them and be overwritten.
- * - `atomic`: the `_atomic` variants: one `qatomic_or`/`qatomic_and` per word,
- *   one step.
+ * - `atomic`: one `qatomic_or`/`qatomic_and` per word, one step (what
+ *   `set_bit_atomic`, `clear_bit_atomic` and `bitmap_set_atomic` do; there is
+ *   no `bitmap_clear_atomic` in QEMU, a fix would add one).
  *
  * @module
  */

@@ -3,20 +3,22 @@
  * the two {@link ListenerListPolicy} policies. This module is the only
  * place the policy makes a difference.
  *
- * - `free` (merged): a doubly linked list (`QLIST`). A walk holds a pointer
- *   to the listener it stands on and reads its `next` when it steps on.
- *   Unregistration unlinks the listener (`QLIST_REMOVE`, which leaves the
- *   node's own pointers as they were) and `vfio_ram_discard_unregister_listener`
- *   frees it (`g_free`) right after. A walk that stood on it (parked in a
- *   call to that listener, on another thread) then steps on by reading
- *   freed memory: `use-after-free`. The walk goes on through the stale
- *   pointer, as the C loop would while the memory still holds it.
- * - `rcu`: the list is copied on every change (RCU-style update); a walk
- *   iterates the copy it started with, and a removed listener is freed only
- *   after a grace period, when no walk that could see it is left. No walk
- *   ever reads freed memory; it may still call a listener that was unlinked
- *   after the walk began (the consequences of that are the containers'
- *   business and are checked there).
+ * Both are a doubly linked list; a walk holds a pointer to the listener it
+ * stands on and reads its `next` when it steps on, so it sees listeners
+ * linked or unlinked ahead of it.
+ * - `free` (merged): unregistration unlinks the listener with `QLIST_REMOVE`,
+ *   which also sets the node's own `le_next`/`le_prev` to NULL
+ *   (include/qemu/queue.h), and `vfio_ram_discard_unregister_listener` frees
+ *   it (`g_free`) right after. A walk that stood on it (parked in a call to
+ *   that listener, on another thread) then steps on by reading freed memory:
+ *   `use-after-free`. What it reads is most likely still the NULL, so the
+ *   walk ends there: the listeners after it are not notified.
+ * - `rcu`: `QLIST_REMOVE_RCU` unlinks and leaves the node's `next` intact,
+ *   and the free waits for a grace period (`call_rcu`): a walk standing on
+ *   the node steps on to what followed it, and no walk ever reads freed
+ *   memory. A walk may still call a listener it had already reached before
+ *   the listener was unlinked (its consequences are the containers' business
+ *   and are checked there).
  *
  * @module
  */
@@ -66,11 +68,16 @@ interface Node {
   freed: boolean;
 }
 
-/** QLIST with unlink-and-free: QEMU as merged. */
-class FreeingListenerList implements ListenerList {
+/** `rdl_list` as a QLIST; `rcu` decides what an unlink leaves behind. */
+class LinkedListenerList implements ListenerList {
   #head: Node | undefined;
   #tail: Node | undefined;
   readonly #nodes = new Map<Registration, Node>();
+  readonly #rcu: boolean;
+
+  constructor(rcu: boolean) {
+    this.#rcu = rcu;
+  }
 
   insert(registration: Registration, priorities: boolean): void {
     const order = this.all();
@@ -87,13 +94,17 @@ class FreeingListenerList implements ListenerList {
   remove(registration: Registration): void {
     const node = this.#nodes.get(registration);
     if (node === undefined) throw new RangeError(`listener ${registration.listener.name} is not linked`);
-    // QLIST_REMOVE: neighbours skip the node; its own next/prev stay as they were.
+    // Neighbours skip the node.
     if (node.prev === undefined) this.#head = node.next;
     else node.prev.next = node.next;
     if (node.next === undefined) this.#tail = node.prev;
     else node.next.prev = node.prev;
     this.#nodes.delete(registration);
-    node.freed = true; // g_free(vrdl) in vfio_ram_discard_unregister_listener
+    if (this.#rcu) return; // QLIST_REMOVE_RCU keeps the node's pointers; call_rcu frees it after every walk
+    // QLIST_REMOVE: le_next = le_prev = NULL; then g_free(vrdl) in vfio_ram_discard_unregister_listener.
+    node.next = undefined;
+    node.prev = undefined;
+    node.freed = true;
   }
 
   find(listener: RamDiscardListener): Registration | undefined {
@@ -126,38 +137,7 @@ class FreeingListenerList implements ListenerList {
   }
 }
 
-/** Copy-on-update list, deferred free: the RCU fix. */
-class RcuListenerList implements ListenerList {
-  #list: readonly Registration[] = [];
-
-  insert(registration: Registration, priorities: boolean): void {
-    const list = [...this.#list];
-    list.splice(insertAt(list, registration, priorities), 0, registration);
-    this.#list = list;
-  }
-
-  remove(registration: Registration): void {
-    if (!this.#list.includes(registration)) throw new RangeError(`listener ${registration.listener.name} is not linked`);
-    // A walk in flight keeps the array it started with; the registration lives as long as that array.
-    this.#list = this.#list.filter((r) => r !== registration);
-  }
-
-  find(listener: RamDiscardListener): Registration | undefined {
-    return this.#list.find((r) => r.listener === listener);
-  }
-
-  all(): Registration[] {
-    return [...this.#list];
-  }
-
-  walk(reverse: boolean): ListenerWalk {
-    const snapshot = this.#list;
-    let i = 0;
-    return { next: () => (i < snapshot.length ? snapshot[reverse ? snapshot.length - 1 - i++ : i++] : undefined) };
-  }
-}
-
 /** The list of a listener-list policy. */
 export function createListenerList(policy: ListenerListPolicy): ListenerList {
-  return policy === 'rcu' ? new RcuListenerList() : new FreeingListenerList();
+  return new LinkedListenerList(policy === 'rcu');
 }

@@ -39,7 +39,10 @@ export const CONVERSION_LOCKS: readonly ConversionLock[] = ['none', 'bql', 'rba-
  * - `nonatomic` (merged): `set_bit`/`clear_bit`/`bitmap_set`/`bitmap_clear`,
  *   a 64-bit load, then a store of the changed word: another thread's store
  *   in between is lost.
- * - `atomic`: the `_atomic` variants (`qatomic_or`/`qatomic_and` per word).
+ * - `atomic`: atomic word updates (`qatomic_or`/`qatomic_and` per word), as
+ *   `set_bit_atomic`, `clear_bit_atomic` and `bitmap_set_atomic` do; QEMU
+ *   has no `bitmap_clear_atomic`, so a fix would add one (or use
+ *   `bitmap_test_and_clear_atomic`): modelled as an atomic and-not per word.
  */
 export type BitmapOps = 'nonatomic' | 'atomic';
 export const BITMAP_OPS: readonly BitmapOps[] = ['nonatomic', 'atomic'];

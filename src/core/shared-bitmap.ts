@@ -159,6 +159,37 @@ export class SharedBitmap {
     Atomics.store(this.words, index, value);
   }
 
+  /**
+   * One QEMU word (`unsigned long`, 64 bits: 32-bit words `2w` and `2w+1`)
+   * with a single `Atomics.load`, as an aligned 8-byte load is on x86-64:
+   * never half old, half new.
+   */
+  loadWord64(word: number): bigint {
+    return Atomics.load(this.#words64(), word);
+  }
+
+  /** Store a whole QEMU word with a single `Atomics.store`. */
+  storeWord64(word: number, value: bigint): void {
+    Atomics.store(this.#words64(), word, value);
+  }
+
+  /** `qatomic_or` on a QEMU word. */
+  orWord64(word: number, mask: bigint): void {
+    Atomics.or(this.#words64(), word, mask);
+  }
+
+  /** `qatomic_and` on a QEMU word. */
+  andWord64(word: number, mask: bigint): void {
+    Atomics.and(this.#words64(), word, mask);
+  }
+
+  #view64: BigInt64Array | undefined;
+
+  #words64(): BigInt64Array {
+    this.#view64 ??= new BigInt64Array(this.buffer, 0, this.nwords / 2);
+    return this.#view64;
+  }
+
   /** `Atomics.or` on one 32-bit word. */
   orWord32(index: number, mask: number): void {
     Atomics.or(this.words, index, mask);
