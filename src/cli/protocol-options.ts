@@ -33,7 +33,7 @@ export const PROTOCOL_HELP = `  --protocol P         ${PRESETS.join('|')} (defau
   --registration R     ${REGISTRATION_ORDERS.join('|')}: racy = merged (registration on the main loop under
                        the BQL beside unlocked conversions); serialized keeps them apart
   --listener-list L    ${LISTENER_LISTS.join('|')}: free = merged (unregistration unlinks and frees a
-                       listener a walk may stand on); rcu = walks keep their list, frees wait`;
+                       listener a walk may stand on); rcu = RCU unlink, frees wait for walks`;
 
 /** The protocol the options ask for. */
 export function parseProtocolOptions(values: ProtocolOptionValues): ProtocolPolicy {

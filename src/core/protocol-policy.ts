@@ -60,8 +60,9 @@ export const REGISTRATION_ORDERS: readonly RegistrationOrder[] = ['racy', 'seria
  * What unregistration does to a walk in progress over `rdl_list`.
  * - `free` (merged): `QLIST_REMOVE` then `g_free`: a walk standing on the
  *   listener reads freed memory when it steps on (`use-after-free`).
- * - `rcu`: a walk keeps the list it started with, and an unlinked listener
- *   lives until every walk that could see it has ended.
+ * - `rcu`: `QLIST_REMOVE_RCU` and `call_rcu`: an unlinked listener keeps
+ *   its `next` pointer and lives until every walk that could stand on it
+ *   has ended.
  */
 export type ListenerListPolicy = 'free' | 'rcu';
 export const LISTENER_LISTS: readonly ListenerListPolicy[] = ['free', 'rcu'];

@@ -71,7 +71,7 @@ export const VERIFY_ROWS: readonly VerifyRow[] = [
   },
   {
     id: 'rcu', label: '+rcu', protocol: { ...merged, listenerList: 'rcu' },
-    changes: 'rdl_list under RCU: a walk keeps the list it started with, and an unlinked listener lives until every walk that could see it has ended',
+    changes: 'rdl_list under RCU (QLIST_REMOVE_RCU + call_rcu): an unlinked listener keeps its next pointer and is freed only after every walk that could stand on it has ended',
   },
   {
     id: 'all-fixes', label: 'all fixes', protocol: ALL_FIXES_PROTOCOL,
