@@ -114,7 +114,7 @@ describe('convsim run (real threads)', () => {
       ['c0:mute:300', /deadlock: actor c0 \(vfio-container\) went silent: it took \d+ message\(s\) \(last notify\w+\) and sent nothing back; every actor waits/],
       ['rba:mute:500', /deadlock: actor rba \(ram-block-attributes\) went silent/],
     ])('%s', (fault, message) => {
-      const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000'], { CONVSIM_INJECT_FAULT: fault });
+      const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000', '--protocol', 'fixed'], { CONVSIM_INJECT_FAULT: fault });
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(message);
       // Progress lines (one per 10 s off a terminal) may come first on a slow machine.
@@ -130,7 +130,7 @@ describe('convsim run (real threads)', () => {
   it('a crash with --json --trace --report still writes all three, marked broken, naming the missing actor', () => {
     const dir = mkdtempSync(join(tmpdir(), 'convsim-broken-'));
     try {
-      const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000', '--json', '--trace', join(dir, 't.json'), '--report', join(dir, 'r.html')],
+      const r = convsim(['run', '--guest-mem', '128M', '--conversions', '100000', '--protocol', 'fixed', '--json', '--trace', join(dir, 't.json'), '--report', join(dir, 'r.html')],
         { CONVSIM_INJECT_FAULT: 'c0:throw:300' });
       expect(r.status).toBe(3);
       const out = JSON.parse(r.stdout) as { schemaVersion: number; status: string; reason: string; unanswered: string[]; files: Array<{ path: string }>; conversions: number };
@@ -148,7 +148,7 @@ describe('convsim run (real threads)', () => {
   }, 60_000);
 
   it('SIGINT stops the run, clears nothing it should keep: exit 130, summary marked interrupted, --json written', async () => {
-    const child = spawn(process.execPath, [CLI, 'run', '--guest-mem', '128M', '--conversions', '10000000', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'run', '--guest-mem', '128M', '--conversions', '10000000', '--protocol', 'fixed', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
