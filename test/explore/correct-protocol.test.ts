@@ -18,7 +18,7 @@ import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
  * Schedules per cell. Kept small so that `npm test` stays within its time
  * budget; the measured figures (100,000s of schedules) are in BENCHMARKS.md.
  */
-const SEEDS = 20;
+const SEEDS = 15;
 const WORKLOADS: WorkloadName[] = ['storm', 'adversarial', 'selftest', 'hotplug', 'overlap', 'swiotlb'];
 const protocol = ALL_FIXES_PROTOCOL;
 const MODES: Array<{ mode: BackingMode; order: InplaceOrder }> = [
