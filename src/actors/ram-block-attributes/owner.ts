@@ -23,10 +23,9 @@
 import { EventBus } from '../../core/events.js';
 import { RollbackChecker, type Violation } from '../../core/invariants.js';
 import type { MemoryRegionSection } from '../../core/memory-region-section.js';
-import { RamBlockAttributes, type ListenerCalls } from '../../core/ram-block-attributes.js';
+import { isListenerCall, RamBlockAttributes, type ListenerCalls } from '../../core/ram-block-attributes.js';
 import type { RamDiscardListener } from '../../core/ram-discard-manager.js';
 import { GUEST_MR } from '../../core/confidential-vm.js';
-import { isListenerCall } from '../../core/ram-block-attributes.js';
 import { registrationExcludesStateChanges, stateChangesOverlap, type ProtocolPolicy } from '../../core/protocol-policy.js';
 import { encodeBitmapStep } from '../bitmap-step-message.js';
 import { PendingReplies, type ActorContext, type ActorLogic } from '../actor.js';
