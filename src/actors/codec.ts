@@ -29,6 +29,7 @@ const FIELDS: { readonly [T in MessageType]: readonly string[] } = {
   check: ['tag'],
   checkDone: ['tag', 'violations'],
   deviceAccess: ['tag', 'iova', 'size', 'outcome'],
+  hotplug: ['tag', 'listeners', 'sections'],
   start: ['tag'],
 };
 

@@ -49,6 +49,10 @@ export type Message =
   // Never sent: what a device did on its own (`ActorLogic.background`), recorded as a step of the
   // deterministic runtime's trace. `outcome` indexes DMA_OUTCOMES.
   | { type: 'deviceAccess'; from: number; tag: number; iova: number; size: number; outcome: number }
+  // Never sent: the host thread hot-unplugging container `from`'s devices (its `listeners`
+  // unregistered) and plugging them again (`sections` registered), when the scheduler places
+  // hot-plugs (RunConfig.scheduledEvents); recorded as a step like `deviceAccess`.
+  | { type: 'hotplug'; from: number; tag: number; listeners: number; sections: number }
   // Host -> any actor: begin (vCPUs start their workload).
   | { type: 'start'; from: number; tag: number };
 

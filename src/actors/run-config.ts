@@ -95,6 +95,15 @@ export interface RunConfig {
   readonly skipActions?: ReadonlyArray<readonly number[]>;
   /** Deterministic `hotplug` workload: deliveries between hot-plug cycles (default 97). */
   readonly hotplugEvery?: number;
+  /**
+   * Deterministic runs: the host's and the devices' own actions become
+   * scheduling choices with a budget, instead of a hot-plug every
+   * `hotplugEvery` deliveries and a device access armed after every
+   * delivery. The scheduler places each of them, so a systematic search
+   * covers every position (and the run stays finite). See
+   * {@link ScheduledEvents}.
+   */
+  readonly scheduledEvents?: ScheduledEvents;
   /** Shrinking: per vCPU, the number of workload actions after which it stops. */
   readonly actionLimit?: readonly number[];
   /** The shared half's backend (default `anonymous`); `hugetlb` pages are not discarded on a conversion to private. */
@@ -108,6 +117,14 @@ export interface RunConfig {
    * guest_memfd only on request), which the KVM exit handler then follows.
    */
   readonly selftestExpect?: SelftestExpect;
+}
+
+/** Budgets of the actions the scheduler places (`RunConfig.scheduledEvents`). */
+export interface ScheduledEvents {
+  /** Hot-plug cycles of any container (unplug every listener, plug every section again), in total. */
+  readonly hotplugs: number;
+  /** DMA accesses each device makes on its own while the guest runs. */
+  readonly deviceAccesses: number;
 }
 
 export type SelftestExpect = 'kvm' | 'qemu';

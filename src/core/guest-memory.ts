@@ -15,6 +15,7 @@ import type { KvmMemoryAttributes } from './kvm-memory-attributes.js';
 import { PagedCounters } from './paged-counters.js';
 import { SharedBitmap } from './shared-bitmap.js';
 import { SharedCounters } from './shared-counters.js';
+import { sharedAccessRecorder } from './shared-access.js';
 
 /**
  * The SharedArrayBuffers behind a {@link GuestMemory} that several threads
@@ -111,11 +112,13 @@ export class GuestMemory implements PinnableMemory {
   }
 
   currentEpoch(): number {
+    sharedAccessRecorder?.access(this.#epoch.buffer as SharedArrayBuffer, false, 0, 0);
     return Atomics.load(this.#epoch, 0);
   }
 
   /** A new stamp for a discard, after every stamp handed out before. */
   #nextEpoch(): number {
+    sharedAccessRecorder?.access(this.#epoch.buffer as SharedArrayBuffer, true, 0, 0);
     return Atomics.add(this.#epoch, 0, 1) + 1;
   }
 

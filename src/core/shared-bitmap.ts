@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { sharedAccessRecorder } from './shared-access.js';
 
 const ALL_ONES = -1; // 0xffffffff as an Int32Array element
 
@@ -128,18 +129,21 @@ export class SharedBitmap {
   test(bit: number): boolean {
     this.checkBit(bit);
     const w = Math.floor(bit / 32);
+    sharedAccessRecorder?.access(this.buffer, false, w, w);
     return ((Atomics.load(this.words, w) >>> (bit - w * 32)) & 1) !== 0;
   }
 
   set(bit: number): void {
     this.checkBit(bit);
     const w = Math.floor(bit / 32);
+    sharedAccessRecorder?.access(this.buffer, true, w, w);
     Atomics.or(this.words, w, 1 << (bit - w * 32));
   }
 
   clear(bit: number): void {
     this.checkBit(bit);
     const w = Math.floor(bit / 32);
+    sharedAccessRecorder?.access(this.buffer, true, w, w);
     Atomics.and(this.words, w, ~(1 << (bit - w * 32)));
   }
 
@@ -151,11 +155,13 @@ export class SharedBitmap {
    * QEMU's word loads and stores one by one.
    */
   loadWord32(index: number): number {
+    sharedAccessRecorder?.access(this.buffer, false, index, index);
     return Atomics.load(this.words, index);
   }
 
   /** Store a whole 32-bit word (`Atomics.store`): a non-atomic RMW's store half. */
   storeWord32(index: number, value: number): void {
+    sharedAccessRecorder?.access(this.buffer, true, index, index);
     Atomics.store(this.words, index, value);
   }
 
@@ -165,21 +171,25 @@ export class SharedBitmap {
    * never half old, half new.
    */
   loadWord64(word: number): bigint {
+    sharedAccessRecorder?.access(this.buffer, false, 2 * word, 2 * word + 1);
     return Atomics.load(this.#words64(), word);
   }
 
   /** Store a whole QEMU word with a single `Atomics.store`. */
   storeWord64(word: number, value: bigint): void {
+    sharedAccessRecorder?.access(this.buffer, true, 2 * word, 2 * word + 1);
     Atomics.store(this.#words64(), word, value);
   }
 
   /** `qatomic_or` on a QEMU word. */
   orWord64(word: number, mask: bigint): void {
+    sharedAccessRecorder?.access(this.buffer, true, 2 * word, 2 * word + 1);
     Atomics.or(this.#words64(), word, mask);
   }
 
   /** `qatomic_and` on a QEMU word. */
   andWord64(word: number, mask: bigint): void {
+    sharedAccessRecorder?.access(this.buffer, true, 2 * word, 2 * word + 1);
     Atomics.and(this.#words64(), word, mask);
   }
 
@@ -192,11 +202,13 @@ export class SharedBitmap {
 
   /** `Atomics.or` on one 32-bit word. */
   orWord32(index: number, mask: number): void {
+    sharedAccessRecorder?.access(this.buffer, true, index, index);
     Atomics.or(this.words, index, mask);
   }
 
   /** `Atomics.and` on one 32-bit word. */
   andWord32(index: number, mask: number): void {
+    sharedAccessRecorder?.access(this.buffer, true, index, index);
     Atomics.and(this.words, index, mask);
   }
 
@@ -216,6 +228,7 @@ export class SharedBitmap {
     const lw = Math.floor((end - 1) / 32);
     const lo = start - fw * 32;
     const hi = end - 1 - lw * 32;
+    sharedAccessRecorder?.access(this.buffer, true, fw, lw);
     if (fw === lw) {
       const m = wordMask(lo, hi);
       if (m === ALL_ONES) Atomics.store(words, fw, ALL_ONES);
@@ -243,6 +256,7 @@ export class SharedBitmap {
     const lw = Math.floor((end - 1) / 32);
     const lo = start - fw * 32;
     const hi = end - 1 - lw * 32;
+    sharedAccessRecorder?.access(this.buffer, true, fw, lw);
     if (fw === lw) {
       const m = wordMask(lo, hi);
       if (m === ALL_ONES) Atomics.store(words, fw, 0);
@@ -284,11 +298,16 @@ export class SharedBitmap {
     const words = this.words;
     let w = Math.floor(from / 32);
     const lastWord = Math.floor((limit - 1) / 32);
+    const firstWord = w;
     let v = (Atomics.load(words, w) ^ invert) & (ALL_ONES << (from - w * 32));
     while (v === 0) {
-      if (++w > lastWord) return limit;
+      if (++w > lastWord) {
+        sharedAccessRecorder?.access(this.buffer, false, firstWord, lastWord);
+        return limit;
+      }
       v = Atomics.load(words, w) ^ invert;
     }
+    sharedAccessRecorder?.access(this.buffer, false, firstWord, w);
     const bit = w * 32 + ctz32(v);
     return bit < limit ? bit : limit;
   }
@@ -314,6 +333,7 @@ export class SharedBitmap {
     const lw = Math.floor((end - 1) / 32);
     const lo = start - fw * 32;
     const hi = end - 1 - lw * 32;
+    sharedAccessRecorder?.access(this.buffer, false, fw, lw);
     if (fw === lw) {
       const m = wordMask(lo, hi);
       return ((Atomics.load(words, fw) ^ invert) & m) === m;
@@ -340,6 +360,7 @@ export class SharedBitmap {
     const lw = Math.floor((end - 1) / 32);
     const lo = start - fw * 32;
     const hi = end - 1 - lw * 32;
+    sharedAccessRecorder?.access(this.buffer, false, fw, lw);
     if (fw === lw) return popcount32(Atomics.load(words, fw) & wordMask(lo, hi));
     let n = popcount32(Atomics.load(words, fw) & (ALL_ONES << lo));
     for (let w = fw + 1; w < lw; w++) {

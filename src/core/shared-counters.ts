@@ -5,6 +5,7 @@
  * not atomic as a whole (readers may see it half done, as in the kernel).
  */
 import type { CounterArray } from './counter-array.js';
+import { sharedAccessRecorder } from './shared-access.js';
 
 export class SharedCounters implements CounterArray {
   readonly length: number;
@@ -19,23 +20,28 @@ export class SharedCounters implements CounterArray {
   }
 
   get(i: number): number {
+    sharedAccessRecorder?.access(this.buffer, false, i, i);
     return Atomics.load(this.#cells, i);
   }
 
   set(i: number, v: number): void {
+    sharedAccessRecorder?.access(this.buffer, true, i, i);
     Atomics.store(this.#cells, i, v);
   }
 
   add(i: number, delta: number): number {
+    sharedAccessRecorder?.access(this.buffer, true, i, i);
     // Atomics.add on a Uint32Array wraps modulo 2^32, so a negative delta subtracts.
     return (Atomics.add(this.#cells, i, delta) + delta) >>> 0;
   }
 
   setRange(start: number, count: number, v: number): void {
+    if (count > 0) sharedAccessRecorder?.access(this.buffer, true, start, start + count - 1);
     for (let i = start; i < start + count; i++) Atomics.store(this.#cells, i, v);
   }
 
   maxInRange(start: number, count: number): number {
+    if (count > 0) sharedAccessRecorder?.access(this.buffer, false, start, start + count - 1);
     let max = 0;
     for (let i = start; i < start + count; i++) {
       const v = Atomics.load(this.#cells, i);
@@ -45,6 +51,7 @@ export class SharedCounters implements CounterArray {
   }
 
   anyNonZero(start: number, count: number): boolean {
+    if (count > 0) sharedAccessRecorder?.access(this.buffer, false, start, start + count - 1);
     for (let i = start; i < start + count; i++) {
       if (Atomics.load(this.#cells, i) !== 0) return true;
     }

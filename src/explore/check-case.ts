@@ -142,6 +142,7 @@ const RUN_CONFIG = record({
   'profile?': bool,
   'skipActions?': arrayOf(arrayOf(int(0, 1e9), 1e6), RUN_LIMITS.vcpus.max),
   'hotplugEvery?': int(1, 1e6),
+  'scheduledEvents?': record({ hotplugs: int(0, 64), deviceAccesses: int(0, 64) }),
   'actionLimit?': arrayOf(int(0, 1e9), RUN_LIMITS.vcpus.max),
   'layout?': LAYOUT,
   'faults?': FAULTS,

@@ -67,6 +67,11 @@ function describe(message: Message, to: string): { text: string; fn: string } {
     case 'deviceAccess':
       if (message.size === 0) return { text: 'device idle: no section registered', fn: 'device DMA through the IOMMU' };
       return { text: `device reads ${hex(message.iova)}+${formatSize(message.size)} on its own: ${DMA_OUTCOMES[message.outcome] ?? message.outcome}`, fn: 'device DMA through the IOMMU' };
+    case 'hotplug':
+      return {
+        text: `host hot-unplugs the devices (${message.listeners} listener(s) unregistered) and plugs them again (${message.sections} section(s) registered)`,
+        fn: 'device_del + device_add: vfio_listener_region_del / _add',
+      };
     case 'bitmapStep':
       return describeBitmapStep(message, to);
     case 'bitmapStepDone':

@@ -24,6 +24,9 @@ import { registerOutcome, type FatalOutcome, type QemuOutcome } from '../../core
 import { retName } from '../../core/errno.js';
 import type { Candidate, Strategy } from './strategy.js';
 import { TraceHasher, type Delivery } from './trace.js';
+import { recordSharedAccesses } from '../../core/shared-access.js';
+import { FootprintRecorder, GUEST_RUNNING, HOTPLUG_BUDGET } from './footprint.js';
+import { PartialOrderHasher } from './partial-order-hash.js';
 
 export interface DeterministicOptions {
   readonly strategy: Strategy;
@@ -35,18 +38,25 @@ export interface DeterministicOptions {
   readonly stopAtViolation: boolean;
   /** Record every choice, so the schedule can be replayed as deviations. */
   readonly recordChoices?: boolean;
+  /**
+   * Record what each step touches (its footprint): the strategy's
+   * `observe` receives it, and the result carries `partialOrderHash`.
+   */
+  readonly footprints?: boolean;
 }
 
 /**
  * How a run ended. The fatal QEMU outcomes (`qemu-exit`, `realize-failed`,
  * `qemu-abort`, see `QemuOutcome`) end it where the process would be gone.
  */
-export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | FatalOutcome;
+export type DeterministicOutcome = 'completed' | 'violation' | 'deadlock' | 'step-limit' | 'pruned' | FatalOutcome;
 
 export interface DeterministicResult {
   readonly outcome: DeterministicOutcome;
   readonly steps: number;
   readonly traceHash: string;
+  /** With `footprints`: the hash of the run's partial order (equal for runs that differ only in the order of independent steps). */
+  readonly partialOrderHash?: string;
   readonly violations: Violation[];
   /** The delivery after which the first violation was found (-1 if none). */
   readonly violationStep: number;
@@ -103,6 +113,18 @@ class Channel {
 const HOTPLUG_EVERY = 97;
 
 export function runDeterministic(config: RunConfig, options: DeterministicOptions): DeterministicResult {
+  if (options.footprints !== true) return run(config, options, undefined);
+  // Every shared-memory access of every step is noted, on this thread, for the length of the run.
+  const recorder = new FootprintRecorder();
+  recordSharedAccesses(recorder);
+  try {
+    return run(config, options, recorder);
+  } finally {
+    recordSharedAccesses(undefined);
+  }
+}
+
+function run(config: RunConfig, options: DeterministicOptions, recorder: FootprintRecorder | undefined): DeterministicResult {
   const topology = makeTopology(config.containers.length, config.vcpus);
   const shared = allocateSharedState(config);
   const n = 2 + config.containers.length + config.vcpus;
@@ -173,6 +195,24 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
     };
   }
 
+  const vcpuOfActor = Array.from({ length: n }, (_, a) => topology.vcpus.indexOf(a));
+  /** A scheduled hot-plug of container `which`: every listener unregistered, every section registered again. */
+  const hotplugContainer = (which: number): Message => {
+    const c = containers[which]!;
+    const actor = topology.containers[which]!;
+    const ctx = contexts[actor]!;
+    const listeners = c.listenerCount;
+    for (let k = listeners; k > 0; k--) void c.detach(ctx);
+    for (const section of c.sections) void c.attach(section, ctx, (ret) => noteRegistration(c, which, ret, true));
+    return { type: 'hotplug', from: actor, tag: 0, listeners, sections: c.sections.length };
+  };
+  /** After a step with footprints on: hand its footprint to the strategy and the partial-order hash. */
+  const observe = (actor: number, kind: number, what: Message): void => {
+    const footprint = recorder!.take(actor, fatal !== undefined);
+    options.strategy.observe?.(footprint);
+    footprintOf!.add(footprint, kind, what);
+  };
+
   const hasher = new TraceHasher();
   const trace: Delivery[] = [];
   const deviations = new Map<number, number>();
@@ -194,8 +234,16 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
   // fall between any two steps, and a strategy that favours it (PCT giving it the top priority)
   // cannot starve the actors it runs beside.
   const backgroundCandidates: Candidate[] = [];
-  for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a });
+  for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a, kind: 'device' });
   const armed = new Array<boolean>(n).fill(true);
+  // With scheduled events, the devices' accesses and the hot-plugs are budgeted choices instead
+  // (no arming, no hot-plug every `hotplugEvery` deliveries): where they fall depends only on the
+  // schedule, never on a step count, so a systematic search can place them anywhere.
+  const scheduled = config.scheduledEvents;
+  const deviceAccessesLeft = new Array<number>(n).fill(scheduled?.deviceAccesses ?? 0);
+  let hotplugsLeft = scheduled?.hotplugs ?? 0;
+  const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug' }));
+  const footprintOf = recorder === undefined ? undefined : new PartialOrderHasher(n);
   let guestRunning = false;
   const candidates: Candidate[] = [];
 
@@ -211,26 +259,46 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
 
   /** Deliver until nothing is pending, a violation (when asked) or the step limit. */
   const drain = (): DeterministicOutcome | undefined => {
+    // Accesses made outside any step (start-up, the final check's start) belong to no step.
+    recorder?.take(0, false);
     while (ready.length > 0) {
       if (step >= options.maxSteps) return 'step-limit';
       if (guestRunning && vcpus.every((v) => v.done)) guestRunning = false;
       candidates.length = 0;
       for (const c of ready) candidates.push(c);
-      if (guestRunning) for (const c of backgroundCandidates) if (armed[c.to]) candidates.push(c);
+      if (guestRunning && scheduled === undefined) for (const c of backgroundCandidates) if (armed[c.to]) candidates.push(c);
+      if (guestRunning && scheduled !== undefined) {
+        for (const c of backgroundCandidates) if (deviceAccessesLeft[c.to]! > 0) candidates.push(c);
+        if (hotplugsLeft > 0) for (const [i, c] of hotplugCandidates.entries()) if (!containers[i]!.registering) candidates.push(c);
+      }
       const count = candidates.length;
       const choice = options.strategy.choose(candidates, step);
+      if (choice < 0) return 'pruned';
       if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
-      if (choice >= ready.length) {
-        const actor = candidates[choice]!.to;
-        armed[actor] = false;
+      const picked = candidates[choice]!;
+      if (picked.kind !== undefined) {
+        const actor = picked.to;
         current = step;
         step++;
-        const did = actors[actor]!.background!(contexts[actor]!);
+        let did: Message;
+        if (picked.kind === 'device') {
+          armed[actor] = false;
+          deviceAccessesLeft[actor]!--;
+          did = actors[actor]!.background!(contexts[actor]!);
+        } else {
+          hotplugsLeft--;
+          const which = topology.containers.indexOf(actor);
+          did = hotplugContainer(which);
+          recorder?.note(HOTPLUG_BUDGET, true, 0, 0);
+        }
+        recorder?.note(GUEST_RUNNING, false, 0, 0);
         current = -1;
-        // Recorded like a delivery (what the device did), so trace index = step.
+        // Recorded like a delivery (what the device or the host did), so trace index = step.
         hasher.add(actor, did);
+        if (recorder !== undefined) observe(actor, picked.kind === 'device' ? 1 : 2, did);
         if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: -1, choice, candidates: count });
         if (newViolation(actor) && options.stopAtViolation) return 'violation';
+        if (fatal !== undefined) return fatal.outcome;
         continue;
       }
       const channel = ready[choice]!;
@@ -240,11 +308,18 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, sentStep: sentAt?.get(message) ?? -1, choice, candidates: count });
       current = step;
       step++;
+      const vcpu = vcpuOfActor[channel.to]!;
+      const wasDone = vcpu >= 0 && vcpus[vcpu]!.done;
       actors[channel.to]!.receive(message, contexts[channel.to]!);
       current = -1;
       armed.fill(true);
+      if (recorder !== undefined) {
+        // The last vCPU finishing stops the guest, which ends the devices' and hot-plugs' turns.
+        if (vcpu >= 0 && !wasDone && vcpus[vcpu]!.done) recorder.note(GUEST_RUNNING, true, 0, 0);
+        observe(channel.to, 0, message);
+      }
       if (newViolation(channel.to) && options.stopAtViolation) return 'violation';
-      if (hotplug && guestRunning && step % hotplugEvery === 0) {
+      if (scheduled === undefined && hotplug && guestRunning && step % hotplugEvery === 0) {
         const which = Math.floor(step / hotplugEvery) % containers.length;
         const c = containers[which]!;
         // One hot-plug at a time per container, as the host thread does it: unplug (every
@@ -268,6 +343,7 @@ export function runDeterministic(config: RunConfig, options: DeterministicOption
       outcome,
       steps: step,
       traceHash: hasher.digest(),
+      ...(footprintOf === undefined ? {} : { partialOrderHash: footprintOf.digest() }),
       violations,
       violationStep,
       trace,

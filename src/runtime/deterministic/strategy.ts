@@ -4,18 +4,33 @@
  * replays a schedule exactly.
  */
 import { Prng } from '../../core/prng.js';
+import type { Footprint } from './footprint.js';
 
-/** A pending delivery the scheduler may pick: the channel from `from` to `to`. */
+/**
+ * A step the scheduler may pick: the pending delivery on the channel from
+ * `from` to `to`; or, with a `kind`, an action of its own by actor `to`
+ * (`device`: the device behind container `to` makes a DMA access;
+ * `hotplug`: the host unplugs and plugs again container `to`'s devices).
+ */
 export interface Candidate {
   readonly from: number;
   readonly to: number;
+  readonly kind?: 'device' | 'hotplug';
 }
 
 export interface Strategy {
-  /** Index into `candidates` (non-empty, in canonical order) of the delivery to make at `step`. */
+  /**
+   * Index into `candidates` (non-empty, in canonical order: deliveries by
+   * channel, then devices, then hot-plugs) of the step to make at `step`;
+   * or -1 to abandon the run here (a systematic search that has already
+   * covered every continuation: the run ends as `pruned`).
+   */
   choose(candidates: readonly Candidate[], step: number): number;
+  /** With `footprints` on: what the step just made touched (called after every step). */
+  observe?(footprint: Footprint): void;
 }
 
+/** Sampling strategies (one seeded schedule per iteration). `dfs` (systematic) is in explore/dfs. */
 export type StrategyName = 'random' | 'pct';
 export const STRATEGIES: readonly StrategyName[] = ['random', 'pct'];
 

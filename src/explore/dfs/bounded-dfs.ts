@@ -1,0 +1,278 @@
+/**
+ * Systematic depth-first search of a program's schedules, stateless (every
+ * execution runs again from the start, as CHESS, Loom and Shuttle do),
+ * with two reductions a QEMU developer can reason about:
+ *
+ * - **Preemption bounding** (CHESS's iterative context bounding): a
+ *   preemption is a choice of another thread while the thread that just
+ *   ran still has a delivery waiting for it. Devices and the host act on
+ *   their own and never "have work", so leaving them is free.
+ * - **Sleep sets** (Godefroid): after the branch that starts with step `t`
+ *   at a node is explored, `t` sleeps in the node's later branches for as
+ *   long as the steps taken there are independent of it (see
+ *   `independent` in footprint.ts): running it there would only reorder
+ *   commuting steps of an execution already explored. Without a bound,
+ *   every Mazurkiewicz trace is explored, and no two complete executions
+ *   explored are equivalent.
+ *
+ * The search does not know what it explores: `runOnce` runs one execution
+ * under the {@link Strategy} it is given (the convsim runtime, or a small
+ * hand-made program in the tests). Choices must be deterministic: the same
+ * prefix of choices must offer the same candidates, which is checked.
+ *
+ * Work splits into shards without coordination: the subtrees below the
+ * `splitDepth`-th branching node are numbered in DFS order (every shard
+ * walks the same top of the tree) and shard `i` of `n` explores those
+ * numbered `i mod n`; executions that end above that depth belong to shard 0.
+ */
+import type { Candidate, Strategy } from '../../runtime/deterministic/strategy.js';
+import { independent, type Footprint } from '../../runtime/deterministic/footprint.js';
+
+export type Reduction = 'sleep-sets' | 'none';
+export const REDUCTIONS: readonly Reduction[] = ['sleep-sets', 'none'];
+
+export interface DfsOptions {
+  /** Preemptions allowed per execution (undefined: unbounded). */
+  readonly preemptionBound?: number;
+  readonly reduction: Reduction;
+  /** Shard `index` of `count` (default: the whole tree). */
+  readonly shard?: { readonly index: number; readonly count: number };
+  /** Branching nodes above the subtrees that shards share out (default 6). */
+  readonly splitDepth?: number;
+  /** Called before each execution: true stops the search (time budget, Ctrl-C). */
+  readonly shouldStop?: () => boolean;
+}
+
+/** What the caller says about one finished execution. */
+export type Verdict = 'continue' | 'stop';
+
+export interface DfsStats {
+  /** Executions run to their end (not abandoned as covered). */
+  readonly executions: number;
+  /** Executions abandoned part-way because every step left was asleep (an equivalent one was explored). */
+  readonly sleepBlocked: number;
+  /** Branches not taken because an equivalent execution had been explored (sleep sets). */
+  readonly prunedEquivalent: number;
+  /** Branches not taken because they would exceed the preemption bound. */
+  readonly prunedByBound: number;
+  /** The whole (bounded) tree was explored: the search was not stopped. */
+  readonly complete: boolean;
+  /** Deepest execution, in steps. */
+  readonly maxDepth: number;
+  /** Subtrees numbered for sharding, over every shard (the same in each). */
+  readonly subtrees: number;
+}
+
+/** Where an execution lies in the unsharded DFS order: compare `position`, then `index` within the shard. */
+export interface ExecutionInfo {
+  /** Executions of this shard so far, from 1. */
+  readonly index: number;
+  /** Order key across shards (see the module text): smaller comes first in the unsharded search. */
+  readonly position: number;
+  readonly preemptions: number;
+}
+
+interface Taken {
+  readonly key: number;
+  readonly footprint: Footprint;
+  /** May put later branches to sleep (its subtree was explored in full). */
+  readonly sleeps: boolean;
+}
+
+interface Node {
+  readonly keys: number[];
+  readonly threads: number[];
+  /** Cost (0 or 1 preemption) of each candidate here. */
+  readonly costs: number[];
+  readonly sleep: Taken[];
+  readonly preemptions: number;
+  readonly done: Taken[];
+  /** Branching nodes on the path above this one (this one excluded). */
+  readonly branchingAbove: number;
+  readonly branching: boolean;
+  chosen: number;
+  footprint: Footprint | undefined;
+  /** The bound cut some branch below the chosen one: its subtree does not hold every execution that starts with it. */
+  cut: boolean;
+}
+
+/** A candidate's identity across executions, and its thread for preemption counting. */
+function keyOf(c: Candidate): number {
+  if (c.kind === 'device') return -1 - c.to * 2;
+  if (c.kind === 'hotplug') return -2 - c.to * 2;
+  return c.from * 65536 + c.to;
+}
+
+function threadOf(c: Candidate): number {
+  if (c.kind === 'device') return -1 - c.to * 2;
+  if (c.kind === 'hotplug') return -2 - c.to * 2;
+  return c.to;
+}
+
+/** Run the search; `onExecution` sees each execution's result and may stop it. */
+export function boundedDfs<T>(
+  runOnce: (strategy: Strategy) => T,
+  options: DfsOptions,
+  onExecution: (result: T, info: ExecutionInfo) => Verdict,
+): DfsStats {
+  const bound = options.preemptionBound ?? Infinity;
+  const sleepSets = options.reduction === 'sleep-sets';
+  const shardIndex = options.shard?.index ?? 0;
+  const shardCount = options.shard?.count ?? 1;
+  const splitDepth = options.splitDepth ?? 6;
+  const path: Node[] = [];
+  let executions = 0;
+  let sleepBlocked = 0;
+  let prunedEquivalent = 0;
+  let prunedByBound = 0;
+  let maxDepth = 0;
+  /** Subtrees numbered so far (frontier nodes created), in DFS order. */
+  let subtrees = 0;
+
+  const asleep = (node: Node, key: number): boolean => node.sleep.some((t) => t.key === key);
+  const taken = (node: Node, key: number): boolean => node.done.some((t) => t.key === key);
+  // (A node's done list also keeps the branches that may not sleep: they are taken all the same.)
+
+  /** The candidates of `node` not yet taken, allowed, in the order to try them: non-preempting first. */
+  const nextChoice = (node: Node): number => {
+    let best = -1;
+    for (let i = 0; i < node.keys.length; i++) {
+      if (i === node.chosen || taken(node, node.keys[i]!) || asleep(node, node.keys[i]!)) continue;
+      if (node.preemptions + node.costs[i]! > bound) continue;
+      if (best < 0 || node.costs[i]! < node.costs[best]!) best = i;
+    }
+    return best;
+  };
+
+  /**
+   * Branches of a node that will never be taken, counted once when it is
+   * left. Above the split every shard walks the same nodes: shard 0 counts them.
+   */
+  const countPruned = (node: Node): void => {
+    if (node.branchingAbove < splitDepth && shardIndex !== 0) return;
+    for (let i = 0; i < node.keys.length; i++) {
+      if (i === node.chosen || taken(node, node.keys[i]!)) continue;
+      if (asleep(node, node.keys[i]!)) prunedEquivalent++;
+      else if (node.preemptions + node.costs[i]! > bound) prunedByBound++;
+    }
+  };
+
+  class DfsStrategy implements Strategy {
+    depth = 0;
+    /** This execution entered a subtree another shard owns, or ran into a sleep-blocked node. */
+    abandoned: 'shard' | 'asleep' | undefined;
+    /** Number of the subtree this execution is in (0: above the split). */
+    subtree = 0;
+
+    choose(candidates: readonly Candidate[]): number {
+      const d = this.depth++;
+      if (d < path.length) {
+        const node = path[d]!;
+        if (candidates.length !== node.keys.length || candidates.some((c, i) => keyOf(c) !== node.keys[i])) {
+          throw new Error(`the program is not deterministic: step ${d} offers other candidates than before under the same choices`);
+        }
+        return node.chosen;
+      }
+      const parent = path[d - 1];
+      const sleep: Taken[] = [];
+      if (sleepSets && parent !== undefined) {
+        const last = parent.footprint!;
+        for (const t of parent.sleep) if (independent(t.footprint, last)) sleep.push(t);
+        for (const t of parent.done) if (t.sleeps && independent(t.footprint, last)) sleep.push(t);
+      }
+      const lastThread = parent === undefined ? undefined : parent.threads[parent.chosen]!;
+      const threads = candidates.map(threadOf);
+      // The thread that just ran has a delivery waiting: choosing another thread preempts it.
+      const busy = lastThread !== undefined && lastThread >= 0 && threads.includes(lastThread);
+      const costs = threads.map((t) => (busy && t !== lastThread ? 1 : 0));
+      const preemptions = parent === undefined ? 0 : parent.preemptions + parent.costs[parent.chosen]!;
+      const keys = candidates.map(keyOf);
+      const branchingAbove = parent === undefined ? 0 : parent.branchingAbove + (parent.branching ? 1 : 0);
+      const allowed = keys.filter((k, i) => !sleep.some((t) => t.key === k) && preemptions + costs[i]! <= bound).length;
+      const node: Node = {
+        keys, threads, costs, sleep, preemptions, done: [], branchingAbove, branching: allowed >= 2, chosen: -1, footprint: undefined, cut: false,
+      };
+      // The bound cuts a branch here: no subtree above holds every execution through it.
+      if (costs.some((c) => preemptions + c > bound)) for (const above of path) above.cut = true;
+      // The first node below the split-th branching node starts a numbered subtree.
+      if (branchingAbove === splitDepth && this.subtree === 0) {
+        subtrees++;
+        this.subtree = subtrees;
+        if ((subtrees - 1) % shardCount !== shardIndex) {
+          this.abandoned = 'shard';
+          return -1;
+        }
+      }
+      const choice = nextChoice(node);
+      if (choice < 0) {
+        // Every step left is asleep: every continuation is equivalent to one explored already.
+        this.abandoned = 'asleep';
+        countPruned(node);
+        return -1;
+      }
+      node.chosen = choice;
+      path.push(node);
+      return choice;
+    }
+
+    observe(footprint: Footprint): void {
+      path[this.depth - 1]!.footprint = footprint;
+    }
+  }
+
+  let complete = true;
+  for (;;) {
+    if (options.shouldStop?.() === true) {
+      complete = false;
+      break;
+    }
+    const strategy = new DfsStrategy();
+    // Replaying the prefix re-enters the subtree the path is in: number it as the search did.
+    strategy.subtree = subtreeOfPath(path, splitDepth, subtrees);
+    const result = runOnce(strategy);
+    maxDepth = Math.max(maxDepth, strategy.depth);
+    let verdict: Verdict = 'continue';
+    if (strategy.abandoned === 'asleep' && (strategy.subtree !== 0 || shardIndex === 0)) sleepBlocked++;
+    else if (strategy.abandoned === undefined && (strategy.subtree !== 0 || shardIndex === 0)) {
+      executions++;
+      // Above the split (subtree 0) an execution sits between the subtrees numbered before it and the next.
+      const position = strategy.subtree === 0 ? 2 * subtrees : 2 * strategy.subtree - 1;
+      verdict = onExecution(result, { index: executions, position, preemptions: preemptionsOf(path) });
+    }
+    if (verdict === 'stop') {
+      complete = false;
+      break;
+    }
+    // Backtrack: the deepest node with a branch left takes it.
+    let resumed = false;
+    while (path.length > 0) {
+      const node = path[path.length - 1]!;
+      // A branch explored in full puts its first step to sleep in the later branches. One the bound
+      // cut does not: an execution equivalent to a later one may be among those it cut (the sleep
+      // would then lose it; Coons, Musuvathi and McKinley, "Bounded partial-order reduction", 2013).
+      if (node.footprint !== undefined) node.done.push({ key: node.keys[node.chosen]!, footprint: node.footprint, sleeps: !node.cut });
+      node.cut = false;
+      const next = nextChoice(node);
+      if (next >= 0) {
+        node.chosen = next;
+        node.footprint = undefined;
+        resumed = true;
+        break;
+      }
+      countPruned(node);
+      path.pop();
+    }
+    if (!resumed) break;
+  }
+  return { executions, sleepBlocked, prunedEquivalent, prunedByBound, complete, maxDepth, subtrees };
+}
+
+function preemptionsOf(path: readonly Node[]): number {
+  const last = path[path.length - 1];
+  return last === undefined ? 0 : last.preemptions + last.costs[last.chosen]!;
+}
+
+/** The numbered subtree a path lies in: the path reaches below the split, and the subtree is the latest numbered. */
+function subtreeOfPath(path: readonly Node[], splitDepth: number, subtrees: number): number {
+  return path.some((n) => n.branchingAbove === splitDepth) ? subtrees : 0;
+}
