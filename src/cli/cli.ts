@@ -12,6 +12,7 @@ import { shrinkCommand, SHRINK_HELP } from './commands/shrink.js';
 import { mutantsCommand, MUTANTS_HELP } from './commands/mutants.js';
 import { invariantsCommand, INVARIANTS_HELP } from './commands/invariants.js';
 import { verifyCommand, VERIFY_HELP } from './commands/verify.js';
+import { mergeCommand, MERGE_HELP } from './commands/merge.js';
 import { didYouMean } from './command-line.js';
 import { convsimVersion } from './convsim-version.js';
 import { oneLine, showValue } from './show-value.js';
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   bench: { run: benchCommand, help: BENCH_HELP },
   explore: { run: exploreCommand, help: EXPLORE_HELP },
   verify: { run: verifyCommand, help: VERIFY_HELP },
+  merge: { run: mergeCommand, help: MERGE_HELP },
   replay: { run: replayCommand, help: REPLAY_HELP },
   shrink: { run: shrinkCommand, help: SHRINK_HELP },
   mutants: { run: mutantsCommand, help: MUTANTS_HELP },

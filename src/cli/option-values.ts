@@ -45,3 +45,28 @@ export function parseTimeWindow(option: string, value: string): { fromMs: number
   if (!(fromMs < toMs)) throw new UsageError(`--${option}: ${showValue(value)} must be START-END in seconds with START < END, e.g. 2-5 or 0.5-1.5`);
   return { fromMs, toMs };
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Longest duration accepted: a week. */
+const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+
+/** A duration like `90s`, `10m`, `1.5h`, `500ms` or a bare number of seconds, as milliseconds. */
+export function parseDuration(option: string, value: string): number {
+  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h)?$/.exec(value);
+  const ms = match === null ? NaN : Number(match[1]) * DURATION_UNITS[match[2] ?? 's']!;
+  if (!(ms > 0 && ms <= MAX_DURATION_MS)) {
+    throw new UsageError(`--${option}: ${showValue(value)} must be a duration from 1ms to 7 days, e.g. 90s, 10m, 1.5h, 500ms`);
+  }
+  return ms;
+}
+
+/** A shard `I/N`: the I-th of N parts (1 <= I <= N <= 4096), as `{ index: I - 1, count: N }`. */
+export function parseShard(option: string, value: string): { index: number; count: number } {
+  const match = /^(\d{1,4})\/(\d{1,4})$/.exec(value);
+  const index = match === null ? NaN : Number(match[1]);
+  const count = match === null ? NaN : Number(match[2]);
+  if (!(index >= 1 && count >= 1 && index <= count && count <= 4096)) {
+    throw new UsageError(`--${option}: ${showValue(value)} must be I/N with 1 <= I <= N <= 4096, e.g. 1/4 (the first of four shards)`);
+  }
+  return { index: index - 1, count };
+}

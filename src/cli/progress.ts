@@ -54,3 +54,40 @@ export class ProgressLine {
     if (this.#tty) process.stderr.write('\r\x1b[K');
   }
 }
+
+/**
+ * Progress of work without a known total (a systematic search): the count,
+ * the rate and the elapsed time, and against a time budget when there is
+ * one. Same output rules as {@link ProgressLine}.
+ */
+export class OpenProgressLine {
+  readonly #tty: boolean;
+  readonly #label: string;
+  readonly #budgetMs: number | undefined;
+  readonly #started = performance.now();
+  #lastPlain = performance.now();
+
+  constructor(options: { tty?: boolean; label: string; budgetMs?: number }) {
+    this.#tty = options.tty ?? process.stderr.isTTY === true;
+    this.#label = options.label;
+    this.#budgetMs = options.budgetMs;
+  }
+
+  /** `detail` follows the count, e.g. "412 distinct traces". */
+  update(done: number, detail: string): void {
+    const now = performance.now();
+    const seconds = (now - this.#started) / 1000;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const budget = this.#budgetMs === undefined ? '' : ` of a ${duration(this.#budgetMs / 1000)} budget`;
+    const text = `${done} ${this.#label} (${detail}), ${rate.toFixed(0)}/s, ${duration(seconds)} elapsed${budget}`;
+    if (this.#tty) process.stderr.write(`\r${text} \x1b[K`);
+    else if (now - this.#lastPlain >= PLAIN_EVERY_MS) {
+      this.#lastPlain = now;
+      process.stderr.write(`progress: ${text}\n`);
+    }
+  }
+
+  clear(): void {
+    if (this.#tty) process.stderr.write('\r\x1b[K');
+  }
+}

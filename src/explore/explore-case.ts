@@ -106,8 +106,9 @@ function strategyOf(c: ExploreCase): Strategy {
 }
 
 /** Run a case once, deterministically. */
-export function runCase(c: ExploreCase, options: { recordTrace?: boolean; recordChoices?: boolean; stopAtViolation?: boolean; maxSteps?: number } = {}): DeterministicResult {
+export function runCase(c: ExploreCase, options: { recordTrace?: boolean; recordChoices?: boolean; stopAtViolation?: boolean; maxSteps?: number; footprints?: boolean } = {}): DeterministicResult {
   return runDeterministic(c.config, {
+    footprints: options.footprints ?? false,
     strategy: strategyOf(c),
     maxSteps: options.maxSteps ?? MAX_STEPS,
     recordTrace: options.recordTrace ?? false,

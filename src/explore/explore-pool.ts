@@ -21,8 +21,8 @@ export interface PoolRunOptions {
   readonly keepGoing: boolean;
   /** Seeds per task (default 4). */
   readonly batch?: number;
-  /** Called after each finished task with the iterations done so far. */
-  readonly onProgress?: (done: number) => void;
+  /** Called after each finished task with the iterations done so far and the distinct traces among them. */
+  readonly onProgress?: (done: number, distinct: number) => void;
   /** Aborting it stops the exploration (Ctrl-C): tasks in flight are cancelled, what finished is reported. */
   readonly signal?: AbortSignal;
 }
@@ -41,6 +41,8 @@ export interface PoolRunResult {
   readonly coverage: Record<string, number>;
   /** True when `signal` stopped the exploration before every seed was run. */
   readonly interrupted: boolean;
+  /** Partial-order hashes of the iterations done: their number is the distinct traces seen. */
+  readonly traceHashes: ReadonlySet<string>;
 }
 
 export const DEFAULT_BATCH = 4;
@@ -82,6 +84,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
   let stepLimits = 0;
   let deliveries = 0;
   const coverage: Record<string, number> = {};
+  const traceHashes = new Set<string>();
   let error: unknown;
 
   return new Promise<PoolRunResult>((resolve, reject) => {
@@ -93,7 +96,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
       }
       failures.sort((a, b) => a.seed - b.seed);
       options.signal?.removeEventListener('abort', interrupt);
-      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started, coverage, interrupted });
+      resolve({ iterations: done, failures, stepLimits, deliveries, elapsedMs: performance.now() - started, coverage, interrupted, traceHashes });
     };
     let interrupted = false;
     const interrupt = (): void => {
@@ -116,6 +119,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
             for (const r of results) {
               done++;
               deliveries += r.steps;
+              traceHashes.add(r.partialOrderHash);
               addCoverage(coverage, r.coverage);
               coverage[`outcome:${r.outcome}`] = (coverage[`outcome:${r.outcome}`] ?? 0) + 1;
               if (r.outcome === 'step-limit' && !r.found) stepLimits++;
@@ -128,7 +132,7 @@ export async function explorePool(pool: Piscina<IterationInput, IterationResult[
                 }
               }
             }
-            options.onProgress?.(done);
+            options.onProgress?.(done, traceHashes.size);
             pump();
             settle();
           },

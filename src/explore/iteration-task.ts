@@ -64,6 +64,8 @@ export interface IterationResult {
   readonly outcome: DeterministicOutcome;
   readonly steps: number;
   readonly traceHash: string;
+  /** Hash of the run's partial order: runs that only reorder independent steps share it (distinct traces). */
+  readonly partialOrderHash: string;
   /** Replay token of the (unshrunk) case, when found. */
   readonly token?: string;
   /**
@@ -102,10 +104,10 @@ export function iterationCase(input: Omit<IterationInput, 'seed' | 'count' | 'ke
 /** One deterministic iteration (seed `seed`), stopping at its first violation. */
 export function runIteration(input: IterationInput, seed = input.seed): IterationResult {
   const c = iterationCase(input, seed);
-  const r = runCase(c, { stopAtViolation: true });
+  const r = runCase(c, { stopAtViolation: true, footprints: true });
   // An invariant violation, or QEMU exiting, aborting or refusing the device (named by the outcome).
   const first = firstFailure(r);
-  const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash, coverage: iterationCoverage(c, r.stats) };
+  const base = { seed, outcome: r.outcome, steps: r.steps, traceHash: r.traceHash, partialOrderHash: r.partialOrderHash ?? '', coverage: iterationCoverage(c, r.stats) };
   if (first !== undefined) {
     return { ...base, found: true, invariant: first.name, message: first.message, token: encodeToken(c) };
   }

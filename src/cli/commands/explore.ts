@@ -28,6 +28,13 @@ import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
 import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
 import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
 import type { ProtocolPolicy } from '../../core/protocol-policy.js';
+import { parseDuration, parseShard } from '../option-values.js';
+import type { Shard } from '../../explore/shard.js';
+import { exploreSystematic, searchKey } from './explore-systematic.js';
+import { shardLabel, shardSeeds } from '../../explore/shard.js';
+import {
+  DFS_CONVERSIONS, DFS_GUEST_MEM, DFS_HELP, DFS_OPTIONS, dfsMachine, parseDfsOptions, rejectDfsOnly, type DfsOptionValues,
+} from '../explore-dfs-options.js';
 
 export const EXPLORE_HELP = `convsim explore [options]
   Explore schedules deterministically: each iteration runs the actors in one
@@ -38,9 +45,10 @@ export const EXPLORE_HELP = `convsim explore [options]
   in the current directory (the original, unshrunk token next to it).
   --workload W         the guest (default storm):
 ${workloadHelp('                         ')}
-  --strategy S         ${STRATEGIES.join('|')} (default random)
+  --strategy S         ${[...STRATEGIES, 'dfs'].join('|')} (default random); dfs explores every
+                       schedule of one machine systematically (see "Systematic search" below)
   --depth D            PCT bug depth: D-1 priority change points (default 2)
-  --iterations N       schedules to explore (default 10000)
+  --iterations N       schedules to explore (default 10000; not with dfs)
   --seed S             first seed (default 1)
   --mutant M           a bug-zoo entry (list them: convsim mutants)
   --mode M             ${BACKING_MODES.join('|')} (default legacy)
@@ -63,7 +71,12 @@ ${PROTOCOL_HELP}
   --expected-steps K   PCT's k (default: the longest of 8 sample runs)
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
   --keep-going         do not stop at the first failure
+  --time-budget D      stop cleanly after D (e.g. 90s, 10m, 1h) and report what was covered
+  --shard I/N          run only the I-th of N parts (seed ranges; dfs: subtrees), for a CI
+                       matrix or a Kubernetes Indexed Job; put them together with convsim merge
   --json               one JSON object on stdout
+  Systematic search (--strategy dfs), on one machine whose workload the seed fixes:
+${DFS_HELP}
   Ctrl-C stops it: failures found so far are reported (the unshrunk token is
   printed and written before shrinking starts, so Ctrl-C while shrinking,
   which ends it at once, loses nothing).
@@ -71,7 +84,7 @@ ${PROTOCOL_HELP}
 
 export interface ExploreOptions {
   readonly workload: WorkloadName;
-  readonly strategy: StrategyName;
+  readonly strategy: StrategyName | 'dfs';
   readonly depth: number;
   readonly iterations: number;
   readonly seed: number;
@@ -91,6 +104,11 @@ export interface ExploreOptions {
   readonly threads: number;
   readonly keepGoing: boolean;
   readonly json: boolean;
+  /** Stop cleanly after this long (ms). */
+  readonly timeBudgetMs: number | undefined;
+  readonly shard: Shard | undefined;
+  /** `--strategy dfs` only. */
+  readonly dfs: DfsOptionValues | undefined;
 }
 
 const MAX_SEED = 2 ** 31 - 1;
@@ -118,7 +136,13 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
       threads: { type: 'string' },
       'keep-going': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      'time-budget': { type: 'string' },
+      shard: { type: 'string' },
+      ...DFS_OPTIONS,
   });
+  const strategy = parseChoice('strategy', values.strategy!, [...STRATEGIES, 'dfs'] as const);
+  const dfs = strategy === 'dfs' ? parseDfsOptions(values, argv) : undefined;
+  if (dfs === undefined) rejectDfsOnly(values);
   if (positionals.length > 0) throw new UsageError(`explore: unexpected argument ${JSON.stringify(positionals[0])}`);
   const mutant = values.mutant === undefined ? undefined : parseChoice('mutant', values.mutant, MUTANTS.map((m) => m.name));
   const mode = values.mode === undefined ? undefined : parseChoice('mode', values.mode, BACKING_MODES);
@@ -134,14 +158,17 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
   if (mode === 'inplace' && order === undefined && mutant === undefined) perOrder = true;
   if (values.vary === true && values['no-vary'] === true) throw new UsageError('--vary and --no-vary: give one of them');
   const maxMemslots = values.memslots === undefined ? undefined : parseCount('memslots', values.memslots, 1, 32767);
-  const machine = parseMachineOptions(values, { guestMem: 64 * MiB, blockSize: 4096, maxMemslots: maxMemslots ?? KVM_X86_MAX_MEMSLOTS });
+  const given = parseMachineOptions(values, { guestMem: dfs === undefined ? 64 * MiB : DFS_GUEST_MEM, blockSize: 4096, maxMemslots: maxMemslots ?? KVM_X86_MAX_MEMSLOTS });
+  // A systematic search explores one machine: the small machine, unless options say otherwise.
+  const machine = dfs === undefined ? given : dfsMachine(given, maxMemslots ?? KVM_X86_MAX_MEMSLOTS);
+  if (dfs !== undefined && values.vary === true) throw new UsageError('--strategy dfs explores one machine: drop --vary');
   // The bug zoo's entries are tuned for the fixed machine: a mutant keeps it unless --vary is given.
-  const vary = values.vary ?? (values['no-vary'] !== true && mutant === undefined);
+  const vary = dfs === undefined && (values.vary ?? (values['no-vary'] !== true && mutant === undefined));
   const workload = parseChoice('workload', values.workload!, WORKLOADS);
   checkWorkloadFits(workload, machine.vcpus ?? (vary ? 4 : 2), machine.guestMem ?? 64 * MiB);
   return {
     workload,
-    strategy: parseChoice('strategy', values.strategy!, STRATEGIES),
+    strategy,
     depth: parseCount('depth', values.depth!, 1, 16),
     iterations,
     seed,
@@ -149,7 +176,7 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     mode: perOrder ? 'inplace' : mode,
     order,
     perOrder,
-    conversions: values.conversions === undefined ? undefined : parseCount('conversions', values.conversions, 1, 1e6),
+    conversions: values.conversions === undefined ? (dfs === undefined ? undefined : DFS_CONVERSIONS) : parseCount('conversions', values.conversions, 1, 1e6),
     machine,
     vary,
     maxMemslots,
@@ -159,6 +186,9 @@ export function parseExploreOptions(argv: string[]): ExploreOptions {
     threads: values.threads === undefined ? availableParallelism() : parseCount('threads', values.threads, 1, 256),
     keepGoing: values['keep-going']!,
     json: values.json!,
+    timeBudgetMs: values['time-budget'] === undefined ? undefined : parseDuration('time-budget', values['time-budget']),
+    shard: values.shard === undefined ? undefined : parseShard('shard', values.shard),
+    dfs,
   };
 }
 
@@ -306,7 +336,9 @@ function failureLines(f: FailureReport, cwdRelative: (p: string) => string): str
 }
 
 export async function exploreCommand(argv: string[]): Promise<number> {
-  const o = parseExploreOptions(argv);
+  const parsed = parseExploreOptions(argv);
+  if (parsed.dfs !== undefined) return exploreSystematic(parsed, parsed.dfs);
+  const o = { ...parsed, strategy: parsed.strategy as StrategyName };
   const started = performance.now();
   const orders: Array<InplaceOrder | undefined> = o.perOrder ? [...INPLACE_ORDERS] : [o.order];
   const showProgress = !o.json && process.stderr.isTTY;
@@ -315,6 +347,10 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   // Ctrl-C / SIGTERM stop the exploration; failures found so far are still shrunk and reported.
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(signal);
+  // The time budget stops the exploration the way Ctrl-C does, but it is a clean end, not an interruption.
+  const budget = o.timeBudgetMs === undefined ? undefined : setTimeout(() => interrupt.abort('time-budget'), o.timeBudgetMs);
+  // A shard runs its own contiguous range of the seeds (iteration numbers stay those of the whole run).
+  const seeds = o.shard === undefined ? { firstSeed: o.seed, iterations: o.iterations } : shardSeeds(o.seed, o.iterations, o.shard);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
@@ -338,12 +374,12 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       const input: ExploreInput = { ...base, expectedSteps };
       const actors = actorCount(iterationCase(input, o.seed).config);
       if (showProgress && o.perOrder) process.stderr.write(`order ${order}:\n`);
-      const progress = o.json ? undefined : new ProgressLine(o.iterations, { label: 'iterations', tty: showProgress });
+      const progress = o.json ? undefined : new ProgressLine(seeds.iterations, { label: 'iterations', tty: showProgress });
       try {
         const run = await explorePool(pool, {
           input,
-          firstSeed: o.seed,
-          iterations: o.iterations,
+          firstSeed: seeds.firstSeed,
+          iterations: seeds.iterations,
           keepGoing: o.keepGoing,
           signal: interrupt.signal,
           ...(progress === undefined ? {} : { onProgress: (n: number) => progress.update(n) }),
@@ -354,13 +390,16 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       }
     }
   } finally {
+    if (budget !== undefined) clearTimeout(budget);
     await pool.destroy();
     // Shrinking runs synchronously: from here Ctrl-C ends the process at once (the unshrunk tokens are written first).
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
   const exploredMs = performance.now() - started;
-  const interrupted = interrupt.signal.aborted ? String(interrupt.signal.reason) : undefined;
+  const stopReason = interrupt.signal.aborted ? String(interrupt.signal.reason) : undefined;
+  const budgetReached = stopReason === 'time-budget';
+  const interrupted = budgetReached ? undefined : stopReason;
   const announce = o.json ? undefined : (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -391,13 +430,23 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const elapsedMs = Math.round(performance.now() - started);
   const coverage: Record<string, number> = {};
   for (const r of runs) addCoverage(coverage, r.run.coverage);
+  const traceHashes = new Set<string>();
+  for (const r of runs) for (const h of r.run.traceHashes) traceHashes.add(h);
 
   if (o.json) {
     const out: Record<string, unknown> = {
       schemaVersion: 2,
+      command: 'explore',
+      searchKey: searchKey(o),
+      shard: o.shard === undefined ? null : { index: o.shard.index + 1, count: o.shard.count, firstSeed: seeds.firstSeed, iterations: seeds.iterations },
       found,
       interrupted: interrupted ?? null,
+      timeBudgetReached: budgetReached,
       iterations,
+      plannedIterations: seeds.iterations * orders.length,
+      distinctTraces: traceHashes.size,
+      // Shards carry their traces' hashes, so that merged shards count distinct traces exactly.
+      ...(o.shard === undefined ? {} : { traceHashes: [...traceHashes].sort() }),
       elapsedMs,
       exploreMs: Math.round(exploredMs),
       pctBound: main.pct?.bound ?? null,
@@ -440,7 +489,9 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   }
 
   const rel = (p: string): string => (p.startsWith(process.cwd() + '/') ? p.slice(process.cwd().length + 1) : p);
-  const lines: string[] = interrupted === undefined ? [] : [`INTERRUPTED (${interrupted}) after ${iterations} of ${o.iterations * orders.length} iterations: what was explored so far`];
+  const lines: string[] = interrupted === undefined ? [] : [`INTERRUPTED (${interrupted}) after ${iterations} of ${seeds.iterations * orders.length} iterations: what was explored so far`];
+  if (budgetReached) lines.push(`time budget reached after ${iterations} of ${seeds.iterations * orders.length} iterations: what was explored so far`);
+  if (o.shard !== undefined) lines.push(`shard ${shardLabel(o.shard)}: seeds ${seeds.firstSeed}..${seeds.firstSeed + seeds.iterations - 1} of ${o.seed}..${o.seed + o.iterations - 1} (put the shards together with convsim merge)`);
   const modeText = o.vary && o.mode === undefined ? 'varied machines (legacy and in place)'
     : `${main.mode}${o.perOrder ? '' : main.mode === 'inplace' ? ` (${main.order} order)` : ''}${o.vary ? ', varied machines' : ''}`;
   const what = `${o.workload}, ${modeText}, ${o.strategy}${o.strategy === 'pct' ? ` depth ${o.depth}` : ''} schedules` +
@@ -453,7 +504,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       lines.push(`  ${p.order.padEnd(9)} ${verdict}${others.length > 0 ? `; other failures: ${others.join(', ')}` : ''}`);
     }
   } else {
-    lines.push(`convsim explore: ${found ? 'FOUND a failure' : 'no violation'} in ${iterations} iterations (${what}), seeds from ${o.seed}, ${(elapsedMs / 1000).toFixed(1)} s, ${main.deliveries} deliveries`);
+    lines.push(`convsim explore: ${found ? 'FOUND a failure' : 'no violation'} in ${iterations} iterations (${what}), seeds from ${seeds.firstSeed}, ${(elapsedMs / 1000).toFixed(1)} s, ${main.deliveries} deliveries, ${traceHashes.size} distinct traces`);
   }
   lines.push(...coverageLines(coverage, iterations));
   for (const p of perOrder) {

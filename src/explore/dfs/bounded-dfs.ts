@@ -39,8 +39,20 @@ export interface DfsOptions {
   readonly shard?: { readonly index: number; readonly count: number };
   /** Branching nodes above the subtrees that shards share out (default 6). */
   readonly splitDepth?: number;
-  /** Called before each execution: true stops the search (time budget, Ctrl-C). */
-  readonly shouldStop?: () => boolean;
+  /**
+   * Stateful search: a node whose state (named by the program, see
+   * `Strategy.observe`) was already left fully explored with at least as
+   * many preemptions to spare, and the same thread last, is not explored
+   * again: every continuation from it is covered. Kept per subtree, so
+   * shards prune exactly as the unsharded search does.
+   */
+  readonly stateCache?: boolean;
+  /**
+   * Called before each execution with a lower bound of its position (see
+   * {@link ExecutionInfo.position}): true stops the search (time budget,
+   * Ctrl-C, or a failure already found earlier in the order by another shard).
+   */
+  readonly shouldStop?: (nextPosition: number) => boolean;
 }
 
 /** What the caller says about one finished execution. */
@@ -57,6 +69,8 @@ export interface DfsStats {
   readonly prunedByBound: number;
   /** The whole (bounded) tree was explored: the search was not stopped. */
   readonly complete: boolean;
+  /** Executions abandoned at a state already fully explored (`stateCache`). */
+  readonly revisits: number;
   /** Deepest execution, in steps. */
   readonly maxDepth: number;
   /** Subtrees numbered for sharding, over every shard (the same in each). */
@@ -94,6 +108,10 @@ interface Node {
   footprint: Footprint | undefined;
   /** The bound cut some branch below the chosen one: its subtree does not hold every execution that starts with it. */
   cut: boolean;
+  /** The state this node stands at and the thread that led here (for the state cache), when known. */
+  readonly stateKey: string | undefined;
+  /** The state the chosen step left (from `observe`). */
+  stateAfter: string | undefined;
 }
 
 /** A candidate's identity across executions, and its thread for preemption counting. */
@@ -128,6 +146,11 @@ export function boundedDfs<T>(
   let maxDepth = 0;
   /** Subtrees numbered so far (frontier nodes created), in DFS order. */
   let subtrees = 0;
+  let revisits = 0;
+  /** State key -> most preemptions to spare with which it was left fully explored. Cleared at each subtree. */
+  const explored = new Map<string, number>();
+  /** Entries the state cache keeps at most (a full cache stops adding: still sound). */
+  const MAX_STATES = 4_000_000;
 
   const asleep = (node: Node, key: number): boolean => node.sleep.some((t) => t.key === key);
   const taken = (node: Node, key: number): boolean => node.done.some((t) => t.key === key);
@@ -159,8 +182,8 @@ export function boundedDfs<T>(
 
   class DfsStrategy implements Strategy {
     depth = 0;
-    /** This execution entered a subtree another shard owns, or ran into a sleep-blocked node. */
-    abandoned: 'shard' | 'asleep' | undefined;
+    /** This execution entered a subtree another shard owns, ran into a sleep-blocked node, or reached an explored state. */
+    abandoned: 'shard' | 'asleep' | 'explored' | undefined;
     /** Number of the subtree this execution is in (0: above the split). */
     subtree = 0;
 
@@ -189,19 +212,30 @@ export function boundedDfs<T>(
       const keys = candidates.map(keyOf);
       const branchingAbove = parent === undefined ? 0 : parent.branchingAbove + (parent.branching ? 1 : 0);
       const allowed = keys.filter((k, i) => !sleep.some((t) => t.key === k) && preemptions + costs[i]! <= bound).length;
+      const stateKey = options.stateCache === true && parent?.stateAfter !== undefined ? `${parent.stateAfter}:${lastThread}` : undefined;
       const node: Node = {
         keys, threads, costs, sleep, preemptions, done: [], branchingAbove, branching: allowed >= 2, chosen: -1, footprint: undefined, cut: false,
+        stateKey, stateAfter: undefined,
       };
       // The bound cuts a branch here: no subtree above holds every execution through it.
       if (costs.some((c) => preemptions + c > bound)) for (const above of path) above.cut = true;
       // The first node below the split-th branching node starts a numbered subtree.
       if (branchingAbove === splitDepth && this.subtree === 0) {
+        // Subtrees put nothing to sleep in the subtrees after them: a shard that skips one cannot
+        // know whether the bound cut it, and every shard must see the same sleep sets.
+        for (const above of path) above.cut = true;
         subtrees++;
+        explored.clear();
         this.subtree = subtrees;
         if ((subtrees - 1) % shardCount !== shardIndex) {
           this.abandoned = 'shard';
           return -1;
         }
+      }
+      if (stateKey !== undefined && (explored.get(stateKey) ?? -1) >= bound - preemptions) {
+        // Every continuation from this state, with this many preemptions to spare, is covered already.
+        this.abandoned = 'explored';
+        return -1;
       }
       const choice = nextChoice(node);
       if (choice < 0) {
@@ -215,24 +249,27 @@ export function boundedDfs<T>(
       return choice;
     }
 
-    observe(footprint: Footprint): void {
-      path[this.depth - 1]!.footprint = footprint;
+    observe(footprint: Footprint, state: string): void {
+      const node = path[this.depth - 1]!;
+      node.footprint = footprint;
+      node.stateAfter = state;
     }
   }
 
   let complete = true;
   for (;;) {
-    if (options.shouldStop?.() === true) {
-      complete = false;
-      break;
-    }
     const strategy = new DfsStrategy();
     // Replaying the prefix re-enters the subtree the path is in: number it as the search did.
     strategy.subtree = subtreeOfPath(path, splitDepth, subtrees);
+    if (options.shouldStop?.(strategy.subtree === 0 ? 2 * subtrees : 2 * strategy.subtree - 1) === true) {
+      complete = false;
+      break;
+    }
     const result = runOnce(strategy);
     maxDepth = Math.max(maxDepth, strategy.depth);
     let verdict: Verdict = 'continue';
     if (strategy.abandoned === 'asleep' && (strategy.subtree !== 0 || shardIndex === 0)) sleepBlocked++;
+    if (strategy.abandoned === 'explored' && (strategy.subtree !== 0 || shardIndex === 0)) revisits++;
     else if (strategy.abandoned === undefined && (strategy.subtree !== 0 || shardIndex === 0)) {
       executions++;
       // Above the split (subtree 0) an execution sits between the subtrees numbered before it and the next.
@@ -260,11 +297,16 @@ export function boundedDfs<T>(
         break;
       }
       countPruned(node);
+      // Left fully explored: remember its state (only within subtrees, see `stateCache`).
+      if (node.stateKey !== undefined && node.branchingAbove >= splitDepth && explored.size < MAX_STATES) {
+        const spare = bound - node.preemptions;
+        if ((explored.get(node.stateKey) ?? -1) < spare) explored.set(node.stateKey, spare);
+      }
       path.pop();
     }
     if (!resumed) break;
   }
-  return { executions, sleepBlocked, prunedEquivalent, prunedByBound, complete, maxDepth, subtrees };
+  return { executions, sleepBlocked, prunedEquivalent, prunedByBound, complete, revisits, maxDepth, subtrees };
 }
 
 function preemptionsOf(path: readonly Node[]): number {

@@ -209,8 +209,9 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   /** After a step with footprints on: hand its footprint to the strategy and the partial-order hash. */
   const observe = (actor: number, kind: number, what: Message): void => {
     const footprint = recorder!.take(actor, fatal !== undefined);
-    options.strategy.observe?.(footprint);
     footprintOf!.add(footprint, kind, what);
+    // The partial-order hash so far names the state: equivalent prefixes leave the same state.
+    options.strategy.observe?.(footprint, footprintOf!.digest());
   };
 
   const hasher = new TraceHasher();

@@ -26,8 +26,12 @@ export interface Strategy {
    * covered every continuation: the run ends as `pruned`).
    */
   choose(candidates: readonly Candidate[], step: number): number;
-  /** With `footprints` on: what the step just made touched (called after every step). */
-  observe?(footprint: Footprint): void;
+  /**
+   * With `footprints` on, after every step: what the step touched, and a
+   * name of the state it left (equal for prefixes that differ only in the
+   * order of independent steps, so equal names mean equal states).
+   */
+  observe?(footprint: Footprint, state: string): void;
 }
 
 /** Sampling strategies (one seeded schedule per iteration). `dfs` (systematic) is in explore/dfs. */

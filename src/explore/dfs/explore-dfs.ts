@@ -1,0 +1,118 @@
+/**
+ * `explore --strategy dfs` on convsim's actors: the bounded DFS of
+ * bounded-dfs.ts over the deterministic runtime, on one machine whose
+ * workload is fixed by its seed. Every step records its footprint, so
+ * sleep sets know which steps commute and each execution's partial-order
+ * hash counts the distinct traces. A failing execution becomes a replay
+ * case (its choices as deviations), shrunk and replayed like any other.
+ */
+import type { RunConfig, ScheduledEvents } from '../../actors/run-config.js';
+import { hotplugsDevices } from '../../actors/run-config.js';
+import { runDeterministic } from '../../runtime/deterministic/deterministic-run.js';
+import { firstFailure } from '../failure.js';
+import { encodeToken, MAX_STEPS, type ExploreCase } from '../explore-case.js';
+import { boundedDfs, type DfsStats, type Reduction } from './bounded-dfs.js';
+
+/** Device accesses each device makes on its own, by default, in a systematic search. */
+export const DEFAULT_DFS_DEVICE_ACCESSES = 1;
+
+/**
+ * The scheduled events of a DFS machine: one hot-plug when the machine
+ * hot-plugs (`--hotplug` or the hotplug workload), and `deviceAccesses`
+ * accesses per device, each placed by the search.
+ */
+export function dfsScheduledEvents(config: RunConfig, deviceAccesses = DEFAULT_DFS_DEVICE_ACCESSES): ScheduledEvents {
+  return { hotplugs: hotplugsDevices(config) ? 1 : 0, deviceAccesses };
+}
+
+export interface DfsInput {
+  /** The machine, with `scheduledEvents` set (a DFS needs every action placed by the schedule). */
+  readonly config: RunConfig;
+  readonly preemptionBound?: number;
+  readonly reduction: Reduction;
+  readonly shard?: { readonly index: number; readonly count: number };
+  readonly splitDepth?: number;
+  /** Stateful search (see `DfsOptions.stateCache`): states are named by the partial-order hash of the prefix. */
+  readonly stateCache?: boolean;
+  /** The bug-zoo entry, for the case. */
+  readonly mutant?: string;
+  /** Checked before each execution (see `DfsOptions.shouldStop`): true stops the search. */
+  readonly shouldStop?: (nextPosition: number) => boolean;
+  /** Called after every execution (progress). */
+  readonly onExecution?: (executions: number, distinctTraces: number) => void;
+  /** Keep every distinct partial-order hash in the result (for merging shards). */
+  readonly keepTraceHashes?: boolean;
+}
+
+export interface DfsFailure {
+  readonly invariant: string;
+  readonly message: string;
+  /** The case that replays it (strategy `replay`, the execution's choices as deviations). */
+  readonly case: ExploreCase;
+  readonly token: string;
+  readonly traceHash: string;
+  readonly steps: number;
+  /** Executions of this shard up to and including it. */
+  readonly execution: number;
+  /** Its place in the unsharded search order (see bounded-dfs.ts). */
+  readonly position: number;
+  readonly preemptions: number;
+}
+
+export interface DfsResult {
+  readonly stats: DfsStats;
+  /** Distinct partial-order hashes among the executions run to their end. */
+  readonly distinctTraces: number;
+  readonly traceHashes?: string[];
+  readonly deliveries: number;
+  readonly failure?: DfsFailure;
+  readonly elapsedMs: number;
+}
+
+/** Run the search; stops at the first failure. */
+export function exploreDfs(input: DfsInput): DfsResult {
+  const started = performance.now();
+  const { config } = input;
+  if (config.scheduledEvents === undefined) throw new RangeError('a systematic search needs RunConfig.scheduledEvents');
+  const hashes = new Set<string>();
+  let deliveries = 0;
+  let failure: DfsFailure | undefined;
+  const stats = boundedDfs(
+    (strategy) => runDeterministic(config, {
+      strategy, maxSteps: MAX_STEPS, recordTrace: false, stopAtViolation: true, recordChoices: true, footprints: true,
+    }),
+    {
+      reduction: input.reduction,
+      ...(input.preemptionBound === undefined ? {} : { preemptionBound: input.preemptionBound }),
+      ...(input.shard === undefined ? {} : { shard: input.shard }),
+      ...(input.splitDepth === undefined ? {} : { splitDepth: input.splitDepth }),
+      ...(input.stateCache === undefined ? {} : { stateCache: input.stateCache }),
+      ...(input.shouldStop === undefined ? {} : { shouldStop: input.shouldStop }),
+    },
+    (r, info) => {
+      deliveries += r.steps;
+      if (r.partialOrderHash !== undefined) hashes.add(r.partialOrderHash);
+      input.onExecution?.(info.index, hashes.size);
+      const found = firstFailure(r) ?? (r.outcome === 'deadlock' ? { name: 'deadlock', message: 'the actors stopped with a vCPU still waiting for a reply', step: r.steps } : undefined);
+      if (found === undefined) return 'continue';
+      const c: ExploreCase = {
+        config, strategy: 'replay', depth: 1, expectedSteps: 1, scheduleSeed: 0,
+        deviations: [...r.deviations.entries()],
+        ...(input.mutant === undefined ? {} : { mutant: input.mutant }),
+      };
+      failure = {
+        invariant: found.name, message: found.message, case: c, token: encodeToken(c), traceHash: r.traceHash, steps: r.steps,
+        execution: info.index, position: info.position, preemptions: info.preemptions,
+      };
+      return 'stop';
+    },
+  );
+  return {
+    stats,
+    distinctTraces: hashes.size,
+    ...(input.keepTraceHashes === true ? { traceHashes: [...hashes].sort() } : {}),
+    deliveries,
+    ...(failure === undefined ? {} : { failure }),
+    elapsedMs: performance.now() - started,
+  };
+}
