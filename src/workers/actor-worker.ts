@@ -67,6 +67,8 @@ export interface ActorGauges {
   readonly violations: number;
   /** KVM exit handler: conversions finished; 0 elsewhere. */
   readonly conversions: number;
+  /** Milliseconds spent handling messages so far (the rest of the time the actor waited or spun on an empty inbox). */
+  readonly busyMs: number;
 }
 
 /** Slot word carrying the transport's flow id (the codec uses at most words 0..6). */
@@ -100,6 +102,8 @@ class ActorHost {
   #delivering = false;
   /** Actor names by index, for trace arguments. */
   #names: string[] = [];
+  /** Time spent in `receive` (ms), for the report's busy/idle timeline. */
+  #busyMs = 0;
   /** Violations already written to the trace as instant events. */
   #violationsTraced = 0;
 
@@ -193,6 +197,7 @@ class ActorHost {
       gauges: counters ? logic.gauges?.() ?? {} : {},
       violations: logic.violationCount(),
       conversions: logic.role === 'kvm-exit' ? logic.stats()['conversions'] ?? 0 : 0,
+      busyMs: this.#busyMs,
     };
   }
 
@@ -229,11 +234,13 @@ class ActorHost {
     status.begin(messageCode(message.type));
     const recorder = this.#recorder;
     const started = recorder === undefined ? 0 : nowUs();
+    const busyFrom = performance.now();
     this.#delivering = true;
     try {
       if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
     } finally {
       this.#delivering = false;
+      this.#busyMs += performance.now() - busyFrom;
     }
     this.#handled++;
     if (recorder !== undefined) {
