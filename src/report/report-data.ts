@@ -58,7 +58,7 @@ export function violationSpots(violations: readonly Violation[], blockSize: numb
     const offset = v.offset ?? v.iova;
     if (offset === undefined) continue;
     const size = v.size ?? blockSize;
-    const key = `${v.invariant}:${v.container ?? ""}@${offset}+${size}`;
+    const key = `${v.invariant}:${v.container ?? ''}@${offset}+${size}`;
     if (seen.has(key)) continue;
     seen.add(key);
     spots.push({ offset, size, label: `${v.invariant}${v.container === undefined ? '' : ` (${v.container})`}: ${v.message}` });
