@@ -1,5 +1,5 @@
 /** Build an actor's logic from its role: the one place that knows every actor class. */
-import type { ActorLogic, ActorRole } from './actor.js';
+import type { ActorLogic, ActorRole, Topology } from './actor.js';
 import { KvmExitHandler } from './kvm-exit/kvm-exit-handler.js';
 import { RamBlockAttributesOwner } from './ram-block-attributes/owner.js';
 import type { ActorSetup } from './run-config.js';
@@ -28,4 +28,14 @@ export function actorName(role: ActorRole, index: number): string {
     case 'vfio-container': return `c${index}`;
     default: return String(role);
   }
+}
+
+/** Every actor's name, by actor index (`kvm`, `rba`, `c0`.., `vcpu0`..). */
+export function topologyNames(topology: Topology): string[] {
+  const names: string[] = [];
+  topology.containers.forEach((actor, i) => (names[actor] = actorName('vfio-container', i)));
+  topology.vcpus.forEach((actor, i) => (names[actor] = actorName('vcpu', i)));
+  names[topology.kvm] = actorName('kvm-exit', 0);
+  names[topology.rba] = actorName('ram-block-attributes', 0);
+  return names;
 }

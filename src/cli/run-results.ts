@@ -15,6 +15,7 @@ import { renderHtmlReport } from '../report/html-report.js';
 import { reportData } from '../report/report-data.js';
 import type { RunReport } from '../runtime/threaded-run.js';
 import { groupViolations } from '../core/violation-groups.js';
+import { workloadConversionCap } from '../actors/vcpu/workloads.js';
 
 /** Version of the `--json` object's shape; raised when a field changes meaning or goes away. */
 export const RUN_JSON_SCHEMA_VERSION = 2;
@@ -37,6 +38,30 @@ interface WrittenFile {
   readonly path: string;
   readonly kind: 'trace' | 'report';
   readonly open: string;
+}
+
+const withJsonNote = (note: string | undefined): { conversionsNote?: string } => (note === undefined ? {} : { conversionsNote: note });
+const withNote = (note: string | undefined): string => (note === undefined ? '' : ` (${note})`);
+
+/**
+ * Why the conversions that ran are not the `--conversions` asked for, in
+ * words (undefined when they are): a workload with a bound of its own
+ * (`swiotlb` converts its pool once), a run that ended early, or the last
+ * guest action of each vCPU going past its share.
+ */
+export function conversionsNote(config: RunConfig, r: Pick<RunReport, 'conversions' | 'vmStopped' | 'outcome'>, end: RunEnd): string | undefined {
+  const asked = config.conversions;
+  if (r.conversions === asked) return undefined;
+  const cap = workloadConversionCap(config.workload, config.guestMem, config.vcpus);
+  const ranShort = r.conversions < asked;
+  if (end.status !== 'complete' && ranShort) return `asked for ${asked}: the run was ${end.status} before the end`;
+  if (ranShort && (r.vmStopped || r.outcome !== 'running')) return `asked for ${asked}: the run ended early (${r.vmStopped ? 'the VM stopped' : r.outcome})`;
+  if (cap !== undefined && asked > cap && ranShort) {
+    return `asked for ${asked}: the ${config.workload} guest converts its bounce-buffer pool to shared once, half the guest in 2M chunks, ` +
+      `${cap} conversion(s) on this guest, then only DMAs; a larger --guest-mem converts more`;
+  }
+  if (ranShort) return `asked for ${asked}: the guests' workloads ended before their shares`;
+  return `asked for ${asked}: each vCPU stops after the guest action that reaches its share, and one action can take several exits`;
 }
 
 /** Write the trace and report files and print the summary. */
@@ -62,6 +87,7 @@ export function writeRunResults(config: RunConfig, result: RunReport, outputs: R
       units: { elapsedMs: 'ms', conversionsPerSec: 'conversions/s', phases: 'ns (p50, p90, p99, p999, max)', peakRssMiB: 'MiB', guestMem: 'bytes' },
       config,
       ...printable,
+      ...withJsonNote(conversionsNote(config, printable, end)),
       violationsByInvariant: groupViolations(result.violations),
       ...(config.workload === 'selftest' ? { selftest: { expect: config.selftestExpect ?? 'qemu', cases: selftestByCase(result) } } : {}),
       files: files.map((f) => ({ path: f.path, kind: f.kind })),
@@ -102,7 +128,7 @@ function summary(config: RunConfig, r: RunReport, peakRssMiB: number, end: RunEn
     `actors:       ${r.actors.map((a) => `${a.id}@t${a.threadId}`).join(' ')}`,
     `exits:        ${config.platform ?? 'tdx'}: ${sumStat(r, 'mapGpaExits')} conversion exits (${sumStat(r, 'mapGpaRetries')} TDX RETRY), ` +
       `${sumStat(r, 'memoryFaultExits')} memory faults`,
-    `conversions:  ${r.conversions}${r.conversions !== config.conversions ? ` (asked for ${config.conversions}: each vCPU stops after the guest action that reaches its share, and one action can take several exits)` : ''} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
+    `conversions:  ${r.conversions}${withNote(conversionsNote(config, r, end))} in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.conversionsPerSec.toFixed(0)}/s), ${r.quiescentChecks} quiescent checks`,
     `DMA:          ${r.dmaMaps} maps, ${r.dmaUnmaps} unmaps; device accesses ok ${r.dmaAccesses.ok}, fault ${r.dmaAccesses.fault}, ` +
       `to-private ${r.dmaAccesses['dma-to-private']}, to-stale ${r.dmaAccesses['dma-to-stale']}`,
     `devices:      ${Object.values(r.deviceAccesses).reduce((a, b) => a + b, 0)} accesses on their own between messages: ok ${r.deviceAccesses.ok}, ` +

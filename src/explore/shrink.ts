@@ -20,6 +20,28 @@ export interface ShrinkResult {
   readonly attempts: number;
 }
 
+/** What shrinking knows so far, for a progress line (see {@link shrinkCase}). */
+export interface ShrinkProgress {
+  /** The reduction being tried. */
+  readonly phase: string;
+  /** Re-runs so far, and the most there will be. */
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  /** The smallest failing case so far. */
+  readonly conversions: number;
+  readonly vcpus: number;
+  readonly containers: number;
+  /** Deliveries up to its failure, once a phase has measured it. */
+  readonly failingAt: number | undefined;
+}
+
+/** One line of what {@link ShrinkProgress} says, without the time (the progress line adds it). */
+export function describeShrinkProgress(p: ShrinkProgress, original: { conversions: number; vcpus: number; containers: number }): string {
+  const failing = p.failingAt === undefined ? '' : `, fails at delivery ${p.failingAt + 1}`;
+  return `shrinking (${p.phase}): attempt ${p.attempts} of at most ${p.maxAttempts}; conversions ${original.conversions} -> ${p.conversions}, ` +
+    `vCPUs ${original.vcpus} -> ${p.vcpus}, containers ${original.containers} -> ${p.containers}${failing}`;
+}
+
 /** Upper bound on re-runs, so shrinking a pathological case still ends. */
 const MAX_ATTEMPTS = 1500;
 /** Seeded schedules tried on a machine with one vCPU or container fewer. */
@@ -37,17 +59,36 @@ const ACTION_SEEDS = 8;
 /** Runs up to this many deliveries are short enough for {@link ACTION_SEEDS}. */
 const SHORT_RUN_STEPS = 20_000;
 
-export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): ShrinkResult {
+/**
+ * Shrink a failing case.
+ * @param onProgress called at every re-run with what is known so far (a progress line).
+ * @throws RangeError when the case does not fail.
+ */
+export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS, onProgress?: (p: ShrinkProgress) => void): ShrinkResult {
   const first = runCase(failing, { recordChoices: true });
-  const invariant = firstFailure(first)?.name;
+  const failure = firstFailure(first);
+  const invariant = failure?.name;
   if (invariant === undefined) throw new RangeError('the case does not fail: nothing to shrink');
   let attempts = 0;
+  let phase = 'fewer conversions';
+  let failingAt: number | undefined = failure!.step;
+  /** One more re-run: count it and say so. */
+  const attempt = (): void => {
+    attempts++;
+    onProgress?.({ phase, attempts, maxAttempts, conversions: best.config.conversions, vcpus: best.config.vcpus,
+      containers: best.config.containers.length, failingAt });
+  };
   // A candidate that runs far longer than the failure it shrinks is not a shrink: cap its steps
   // (the default order can starve the vCPUs, e.g. hot-plug every few deliveries, and spin to MAX_STEPS).
   const stepCap = Math.max(100_000, 50 * first.steps);
+  /** Where the last run that failed as wanted failed. */
+  let lastFailingStep: number | undefined;
   const fails = (c: ExploreCase): boolean => {
-    attempts++;
-    return firstFailure(runCase(c, { maxSteps: stepCap }))?.name === invariant;
+    attempt();
+    const found = firstFailure(runCase(c, { maxSteps: stepCap }));
+    if (found?.name !== invariant) return false;
+    lastFailingStep = found.step;
+    return true;
   };
   // The schedule as deviations from the default order: replays the same run.
   let best: ExploreCase = {
@@ -59,6 +100,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   const tryCase = (candidate: ExploreCase): boolean => {
     if (attempts >= maxAttempts || !fails(candidate)) return false;
     best = candidate;
+    failingAt = lastFailingStep;
     return true;
   };
 
@@ -69,6 +111,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   for (let target = best.config.conversions - 1; target >= 1 && attempts < maxAttempts; target--) {
     if (!tryCase({ ...best, config: { ...best.config, conversions: target } })) break;
   }
+  phase = 'hot-plug sooner';
   // 1b. Hot-plug sooner (fewer deliveries before the device comes and goes).
   if (hotplugsDevices(best.config)) {
     for (let every = (best.config.hotplugEvery ?? 97) - 1; every >= 1 && attempts < maxAttempts; every--) {
@@ -79,21 +122,27 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   //    numbers shift), so a smaller machine also gets a few seeded schedules of its own.
   //    A smaller machine is kept only if it does not make the failing run longer.
   const failsBy = (c: ExploreCase): number => {
-    attempts++;
+    attempt();
     const found = firstFailure(runCase(c, { maxSteps: stepCap }));
     return found?.name === invariant ? found.step : Infinity;
   };
+  phase = 'smaller machine';
   const tryMachine = (candidate: ExploreCase): boolean => {
     const limit = failsBy(best);
-    if (failsBy(candidate) <= limit) {
+    failingAt = Number.isFinite(limit) ? limit : undefined;
+    const by = failsBy(candidate);
+    if (by <= limit) {
       best = candidate;
+      failingAt = by;
       return true;
     }
     for (let seed = 1; seed <= MACHINE_SEEDS && attempts < maxAttempts; seed++) {
       const scheduled: ExploreCase = { ...candidate, strategy: 'random', scheduleSeed: seed, deviations: [] };
-      if (failsBy(scheduled) > limit) continue;
+      const seededBy = failsBy(scheduled);
+      if (seededBy > limit) continue;
       const recorded = runCase(scheduled, { maxSteps: stepCap, recordChoices: true });
       best = { ...candidate, strategy: 'replay', deviations: [...recorded.deviations.entries()] };
+      failingAt = seededBy;
       return true;
     }
     return false;
@@ -120,11 +169,13 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
       if (!fails(scheduled)) continue;
       const recorded = runCase(scheduled, { maxSteps: stepCap, recordChoices: true });
       best = { ...candidate, strategy: 'replay', deviations: [...recorded.deviations.entries()] };
+      failingAt = lastFailingStep;
       return true;
     }
     return false;
   };
   // 3. Fewer workload operations: stop each vCPU early, then skip its actions, ddmin-style.
+  phase = 'fewer workload actions';
   const firstRun = runCase(best);
   const vcpuStats = firstRun.actors.map((a, i) => (a.role === 'vcpu' ? firstRun.stats[i]!['actions'] ?? 0 : -1)).filter((n) => n >= 0);
   // The run stops at the violation, so capping each vCPU at what it performed changes nothing,
@@ -169,11 +220,13 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
   //    the recorded deviations may now describe a longer path than needed. Search a few seeded
   //    schedules of the reduced case and keep the one that fails soonest.
   const failingStep = (c: ExploreCase): number => {
-    attempts++;
+    attempt();
     const found = firstFailure(runCase(c, { maxSteps: stepCap, recordChoices: true }));
     return found?.name === invariant ? found.step : Infinity;
   };
+  phase = 'shorter schedule';
   let bestStep = failingStep(best);
+  failingAt = bestStep;
   for (let seed = 1; seed <= RESEARCH_SEEDS && attempts < maxAttempts; seed++) {
     const candidate: ExploreCase = { ...best, strategy: 'random', scheduleSeed: seed, deviations: [] };
     const at = failingStep(candidate);
@@ -181,8 +234,10 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
       const recorded = runCase(candidate, { maxSteps: stepCap, recordChoices: true });
       best = { ...best, strategy: 'replay', deviations: [...recorded.deviations.entries()] };
       bestStep = at;
+      failingAt = at;
     }
   }
+  phase = 'fewer deviations';
   // 5. Fewer deviations (ddmin-style: drop chunks, halving the chunk size).
   let deviations = [...(best.deviations ?? [])];
   for (let chunk = Math.max(1, Math.floor(deviations.length / 2)); chunk >= 1 && attempts < maxAttempts; chunk = Math.floor(chunk / 2)) {
@@ -193,6 +248,7 @@ export function shrinkCase(failing: ExploreCase, maxAttempts = MAX_ATTEMPTS): Sh
     }
   }
   // 6. Shorter deviations: the nearest alternative to the default.
+  phase = 'nearer deviations';
   for (let i = 0; i < deviations.length && attempts < maxAttempts; i++) {
     const [step, choice] = deviations[i]!;
     if (choice <= 1) continue;

@@ -137,10 +137,29 @@ function describeUninterrupted(steps: ReadonlyArray<Extract<Message, { type: 'bi
 interface Line {
   readonly key: string;
   readonly text: string;
+  /** The deliveries (trace indices) this line tells. */
+  readonly deliveries: readonly number[];
+}
+
+/** A story, and for each delivery of the trace the numbered step that tells it. */
+export interface NumberedStory {
+  /** The numbered lines, as {@link story} prints them. */
+  readonly lines: string[];
+  /** By trace index: the story step (from 1) that tells the delivery; 0 for one after the story's end. */
+  readonly stepOf: Int32Array;
 }
 
 /** The story of a recorded run, up to and including its first violation (or QEMU's exit or abort). */
 export function story(result: DeterministicResult): string[] {
+  return numberedStory(result).lines;
+}
+
+/**
+ * The story, and which of its numbered steps tells each delivery: a
+ * collapsed line tells many, and a delivery the story leaves untold (a
+ * bitmap access's reply) belongs to the step before it.
+ */
+export function numberedStory(result: DeterministicResult): NumberedStory {
   const names = result.actors.map((a) => a.id);
   const failure = firstFailure(result);
   const end = failure !== undefined ? failure.step : result.trace.length - 1;
@@ -157,42 +176,53 @@ export function story(result: DeterministicResult): string[] {
   const startup: Line[] = start === 0 ? [] : [{
     key: 'startup',
     text: `start-up: ${registered.join(', ')} register ${start / 2} section(s); nothing is shared yet, so nothing is replayed  [vfio_listener_region_add]`,
+    deliveries: Array.from({ length: start }, (_, i) => i),
   }];
   // A bitmap access's reply carries only a scan's result: the next line says what it led to.
   // A device's own reads that went as expected (a mapped page, or an IOMMU fault on an unmapped
   // IOVA) are counted, not told: only the one that failed, if any, is a line of the story.
-  const window = result.trace.slice(start, end + 1);
-  const quiet = (d: (typeof window)[number], i: number): boolean => d.message.type === 'deviceAccess' && start + i !== end;
-  const told = window.filter((d, i) => d.message.type !== 'bitmapStepDone' && !quiet(d, i));
-  const reads = window.filter(quiet).length;
+  const window = result.trace.slice(start, end + 1).map((d, i) => ({ d, at: start + i }));
+  const quiet = (w: (typeof window)[number]): boolean => w.d.message.type === 'deviceAccess' && w.at !== end;
+  const told = window.filter((w) => w.d.message.type !== 'bitmapStepDone' && !quiet(w));
+  const reads = window.filter(quiet).map((w) => w.at);
   const lines: Line[] = [...startup];
-  if (reads > 0) lines.push({ key: 'device-reads', text: `(the devices read on their own ${reads} time(s) in between: not told; none of them broke an invariant)` });
+  if (reads.length > 0) {
+    lines.push({ key: 'device-reads', text: `(the devices read on their own ${reads.length} time(s) in between: not told; none of them broke an invariant)`, deliveries: reads });
+  }
   for (let i = 0; i < told.length;) {
-    const d = told[i]!;
+    const d = told[i]!.d;
     const from = names[d.from] ?? `actor${d.from}`;
     const to = names[d.to] ?? `actor${d.to}`;
     // Bitmap accesses of one vCPU thread with nothing else between them: one line.
     let j = i;
-    while (j + 1 < told.length && told[j + 1]!.message.type === 'bitmapStep' && told[j + 1]!.to === d.to && d.message.type === 'bitmapStep') j++;
+    while (j + 1 < told.length && told[j + 1]!.d.message.type === 'bitmapStep' && told[j + 1]!.d.to === d.to && d.message.type === 'bitmapStep') j++;
     if (j - i + 1 >= 3) {
-      const steps = told.slice(i, j + 1).map((x) => x.message as Extract<Message, { type: 'bitmapStep' }>);
-      lines.push({ key: `${from}>${to}:bitmapSteps`, text: `${from} -> ${to}: ${describeUninterrupted(steps, to)}  [ram_block_attributes_state_change]` });
+      const steps = told.slice(i, j + 1).map((x) => x.d.message as Extract<Message, { type: 'bitmapStep' }>);
+      lines.push({ key: `${from}>${to}:bitmapSteps`, text: `${from} -> ${to}: ${describeUninterrupted(steps, to)}  [ram_block_attributes_state_change]`,
+        deliveries: told.slice(i, j + 1).map((x) => x.at) });
       i = j + 1;
       continue;
     }
     const { text, fn } = describe(d.message, to);
     const op = d.message.type === 'bitmapStep' ? `:${d.message.op}` : '';
-    lines.push({ key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]` });
+    lines.push({ key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]`, deliveries: [told[i]!.at] });
     i++;
   }
-  const out = collapse(lines);
+  const collapsed = collapse(lines);
+  const stepOf = new Int32Array(result.trace.length);
+  collapsed.forEach((line, k) => {
+    for (const at of line.deliveries) stepOf[at] = k + 1;
+  });
+  // Untold deliveries (a bitmap access's reply) belong to the step before them.
+  for (let at = 1; at <= end && at < stepOf.length; at++) if (stepOf[at] === 0) stepOf[at] = stepOf[at - 1]!;
+  const out = collapsed.map((line, i) => `${String(i + 1).padStart(3)}. ${line.text}`);
   if (failure !== undefined) out.push(`=> ${failure.name}: ${failure.message}`);
-  return out.map((line, i) => (line.startsWith('=>') ? line : `${String(i + 1).padStart(3)}. ${line}`));
+  return { lines: out, stepOf };
 }
 
 /** Collapse a block of k lines repeated 3+ times (same actors and message types) into one line. */
-function collapse(lines: readonly Line[]): string[] {
-  const out: string[] = [];
+function collapse(lines: readonly Line[]): Line[] {
+  const out: Line[] = [];
   let i = 0;
   while (i < lines.length) {
     let best: { period: number; repeats: number } | undefined;
@@ -203,12 +233,13 @@ function collapse(lines: readonly Line[]): string[] {
       if (repeats >= 3 && (best === undefined || repeats * period > best.repeats * best.period)) best = { period, repeats };
     }
     if (best === undefined) {
-      out.push(lines[i]!.text);
+      out.push(lines[i]!);
       i++;
       continue;
     }
     const block = lines.slice(i, i + best.period).map((l) => l.text).join('; then ');
-    out.push(`${best.repeats} times (${best.repeats * best.period} deliveries, first shown): ${block}`);
+    const deliveries = lines.slice(i, i + best.repeats * best.period).flatMap((l) => l.deliveries);
+    out.push({ key: 'collapsed', text: `${best.repeats} times (${best.repeats * best.period} deliveries, first shown): ${block}`, deliveries });
     i += best.repeats * best.period;
   }
   return out;

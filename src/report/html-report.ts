@@ -1,8 +1,10 @@
 /**
  * The HTML report of a run: one self-contained file (inline CSS, SVG and a
  * small script; nothing fetched) with the guest memory map over time and
- * the conversions on it, conversions per second, live IOMMU mappings per
- * container against type1's entry limit, and latency histograms per phase.
+ * the conversions and violations on it, conversions per second, live IOMMU
+ * mappings per container against type1's entry limit and less the shared
+ * pages (one chart per container), each actor's busy/idle timeline, and
+ * latency histograms per phase.
  * A pure function: data in, string out.
  */
 import { PHASE_ORDER, type PhaseRow } from '../actors/phase-profile.js';
@@ -10,6 +12,7 @@ import type { SparseHistogram } from '../core/latency-histogram.js';
 import { lineChart, type EventMarker, type LineSeries, type ReferenceLine } from './charts/line-chart.js';
 import { latencyHistogramChart } from './charts/latency-histogram.js';
 import { memoryMapChart } from './charts/memory-map.js';
+import { busyColor, busyTimelineChart } from './charts/busy-timeline.js';
 import { ALERT, heatColor, seriesColor, SIZE_CLASS_COLORS, TO_PRIVATE, TO_SHARED } from './colors.js';
 import { formatCount, formatNs, formatSeconds } from './format.js';
 import type { ReportData } from './report-data.js';
@@ -28,14 +31,23 @@ export function renderHtmlReport(data: ReportData): string {
     violationList(data),
     section('Guest memory map', 'Each column is a sample of the RamBlockAttributes bitmap (read from shared memory every ~100 ms), ' +
       'each row a slice of guest physical addresses; the colour is the fraction of its pages that are shared. ' +
-      'Markers are conversions as the KVM exit handler finished them.',
+      'Markers are conversions as the KVM exit handler finished them; red dashed bands with a triangle on the right are where violations were found ' +
+      '(their address range; hover for the invariant and message).',
     memoryMapLegend(),
-    memoryMapChart({ width: WIDTH, height: 420, series: data.series, guestMem: data.guestMem, gpaBase: data.gpaBase, readoutId: 'memory-map-readout' }),
+    memoryMapChart({ width: WIDTH, height: 420, series: data.series, guestMem: data.guestMem, gpaBase: data.gpaBase, readoutId: 'memory-map-readout',
+      violations: data.violationSpots }),
     el('p', { id: 'memory-map-readout', class: 'readout' }, 'move the pointer over the map')),
     section('Conversions per second', `Finished conversions between consecutive samples (light) and over the last second (dark); dashed: the run's mean. Triangles: a violation was found in that interval.`,
       conversionRateChart(data)),
     section('Live IOMMU mappings per container', 'Mappings each VFIO container holds, sampled; dashed: type1 dma_entry_limit; grey: shared pages in the bitmap.',
       mappingsChart(data)),
+    section('Mappings minus shared pages, per container', 'Each container on its own: its live mappings less the shared pages of the bitmap. ' +
+      'Zero when it maps exactly what is shared; above zero it maps more (conversions to private not yet unmapped, or stale mappings), below it maps less ' +
+      '(conversions to shared not yet mapped, or sections it does not cover).',
+    ...mappingsDeltaCharts(data)),
+    section('Busy and idle, per actor', 'Each actor\'s thread, one row each: the share of each sampling interval it spent handling messages ' +
+      '(white idle, dark blue busy; hover for the figure). Idle time is waiting on, or spinning over, an empty inbox.',
+    busyLegend(), busyTimelineChart({ width: WIDTH, actors: data.actors, samples: data.series.samples })),
     section('Latency per phase', 'From the vCPU exit to its resume and each phase on the way, every conversion recorded in log-linear histograms; ' +
       'bars stacked by conversion size; dashed: p50, p99 (red), max.',
     sizeClassLegend(), el('div', { class: 'histograms' }, ...histogramPanels(data)), phaseTable(data.phases)),
@@ -131,6 +143,26 @@ function mappingsChart(data: ReportData): string {
     : [{ label: `${c.name} dma_entry_limit ${c.dmaEntryLimit}`, value: c.dmaEntryLimit, color: seriesColor(i) }]));
   return lineChart({ width: WIDTH, height: 300, xLabel: 'time since start', yLabel: 'live mappings', xFormat: formatSeconds, yFormat: formatCount,
     series, references, className: 'mappings' });
+}
+
+/** One small chart per container: live mappings less shared pages (containers that hold the same mappings stay apart). */
+function mappingsDeltaCharts(data: ReportData): string[] {
+  const samples = data.series.samples;
+  return data.containers.map((c, i) => lineChart({
+    width: WIDTH, height: 170, xLabel: 'time since start', yLabel: 'mappings - shared', xFormat: formatSeconds, yFormat: formatCount,
+    series: [{ name: `${c.name} (${c.backend}): live mappings - shared pages`, color: seriesColor(i), area: true,
+      points: samples.map((s): [number, number] => [s.t, (s.gauges[`live mappings ${c.name}`] ?? 0) - s.sharedPages]) }],
+    className: 'mappings-delta',
+  }));
+}
+
+function busyLegend(): string {
+  const stops = [0, 0.5, 1].map((f) => el('stop', { offset: `${f * 100}%`, 'stop-color': busyColor(f) })).join('');
+  return el('svg', { class: 'legend-bar', width: 260, height: 22, viewBox: '0 0 260 22' },
+    el('defs', {}, el('linearGradient', { id: 'busy-gradient' }, stops)),
+    el('text', { x: 0, y: 15, class: 'tick' }, 'idle'),
+    el('rect', { x: 32, y: 4, width: 160, height: 14, fill: 'url(#busy-gradient)', stroke: '#ccc' }),
+    el('text', { x: 198, y: 15, class: 'tick' }, 'busy'));
 }
 
 function histogramPanels(data: ReportData): string[] {

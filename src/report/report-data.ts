@@ -6,6 +6,8 @@ import type { RunReport } from '../runtime/threaded-run.js';
 import type { RunSeries } from '../runtime/run-sampler.js';
 import { formatBytes } from './format.js';
 import { groupViolations } from '../core/violation-groups.js';
+import type { Violation } from '../core/invariants.js';
+import type { ViolationSpot } from './charts/memory-map.js';
 
 /** A VFIO container of the run. */
 export interface ReportContainer {
@@ -36,6 +38,33 @@ export interface ReportData {
   readonly series: RunSeries;
   /** Mean conversions per second over the run. */
   readonly conversionsPerSec: number;
+  /** Actor names by actor index (the order of each sample's `busyMs`). */
+  readonly actors: readonly string[];
+  /** Where violations were found, for the memory map (distinct ranges, in the order found per actor). */
+  readonly violationSpots: readonly ViolationSpot[];
+}
+
+/** Most distinct violation ranges kept for the memory map. */
+const MAX_SPOTS = 200;
+
+/**
+ * Where each violation is on the RAMBlock (its offset, or its IOVA when it
+ * has no offset: a container's finding), distinct ranges only.
+ */
+export function violationSpots(violations: readonly Violation[], blockSize: number): ViolationSpot[] {
+  const seen = new Set<string>();
+  const spots: ViolationSpot[] = [];
+  for (const v of violations) {
+    const offset = v.offset ?? v.iova;
+    if (offset === undefined) continue;
+    const size = v.size ?? blockSize;
+    const key = `${v.invariant}:${v.container ?? ''}@${offset}+${size}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    spots.push({ offset, size, label: `${v.invariant}${v.container === undefined ? '' : ` (${v.container})`}: ${v.message}` });
+    if (spots.length >= MAX_SPOTS) break;
+  }
+  return spots;
 }
 
 /**
@@ -73,5 +102,7 @@ export function reportData(config: RunConfig, report: RunReport, generatedAt = n
     histograms: report.histograms,
     series: report.series,
     conversionsPerSec: report.conversionsPerSec,
+    actors: report.actors.map((actor) => actor.id),
+    violationSpots: violationSpots(report.violations, config.blockSize),
   };
 }

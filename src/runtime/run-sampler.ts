@@ -49,6 +49,8 @@ export interface RunSample {
   readonly shared: number[];
   /** Every actor's gauges, merged (e.g. `live mappings c0`). */
   readonly gauges: Record<string, number>;
+  /** Each actor's time spent handling messages so far (ms, cumulative), by actor index. */
+  readonly busyMs: number[];
 }
 
 /** A finished conversion, on the samples' time axis. */
@@ -205,7 +207,7 @@ export class RunSampler {
       violations += g.violations;
       conversions += g.conversions;
     }
-    this.#samples.push({ t: round3(t), conversions, violations, sharedPages, shared, gauges: merged });
+    this.#samples.push({ t: round3(t), conversions, violations, sharedPages, shared, gauges: merged, busyMs: gauges.map((g) => round3(g.busyMs)) });
     this.#lost += batch.lost;
     this.#lastSeq = batch.last;
     for (const m of batch.marks) {

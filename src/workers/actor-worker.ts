@@ -9,7 +9,8 @@ import { parentPort, threadId } from 'node:worker_threads';
 import { expose } from 'comlink';
 import type { ActorContext, ActorLogic, ActorRole } from '../actors/actor.js';
 import { decodeMessage, encodeMessage, messageCode } from '../actors/codec.js';
-import { actorName, createActor } from '../actors/create-actor.js';
+import { actorName, createActor, topologyNames } from '../actors/create-actor.js';
+import { messageArgs, violationArgs } from '../actors/message-args.js';
 import type { Message } from '../actors/protocol.js';
 import type { ActorSetup } from '../actors/run-config.js';
 import type { KvmExitHandler } from '../actors/kvm-exit/kvm-exit-handler.js';
@@ -66,6 +67,8 @@ export interface ActorGauges {
   readonly violations: number;
   /** KVM exit handler: conversions finished; 0 elsewhere. */
   readonly conversions: number;
+  /** Milliseconds spent handling messages so far (the rest of the time the actor waited or spun on an empty inbox). */
+  readonly busyMs: number;
 }
 
 /** Slot word carrying the transport's flow id (the codec uses at most words 0..6). */
@@ -97,6 +100,12 @@ class ActorHost {
   #recorder: TraceRecorder | undefined;
   #lastCounterUs = 0;
   #delivering = false;
+  /** Actor names by index, for trace arguments. */
+  #names: string[] = [];
+  /** Time spent in `receive` (ms), for the report's busy/idle timeline. */
+  #busyMs = 0;
+  /** Violations already written to the trace as instant events. */
+  #violationsTraced = 0;
 
   configure(config: WorkerConfig): number {
     this.#config = config;
@@ -111,6 +120,8 @@ class ActorHost {
     const trace = this.#trace;
     const recorder = config.traceLimit === undefined ? undefined : new TraceRecorder(threadId, config.traceLimit, config.traceWindow);
     this.#recorder = recorder;
+    const names = topologyNames(config.setup.topology);
+    this.#names = names;
     // Flow ids unique across threads: actor index in the high part, a sequence below.
     let flowSeq = 0;
     const flowBase = config.actor * 2 ** 32;
@@ -129,7 +140,7 @@ class ActorHost {
         // A send outside a handled message (a comlink call from the host, or a conversion the
         // KVM exit handler's p-queue admits in a later microtask) gets its own slice, so the flow
         // arrow has a slice to start from.
-        if (recorder !== undefined && !delivering()) recorder.slice(`send ${message.type}`, started, nowUs() - started, 0, { to });
+        if (recorder !== undefined && !delivering()) recorder.slice(`send ${message.type}`, started, nowUs() - started, 0, { to: names[to] ?? to });
       },
       now: () => Number(process.hrtime.bigint()),
       random: () => prng.next(),
@@ -186,6 +197,7 @@ class ActorHost {
       gauges: counters ? logic.gauges?.() ?? {} : {},
       violations: logic.violationCount(),
       conversions: logic.role === 'kvm-exit' ? logic.stats()['conversions'] ?? 0 : 0,
+      busyMs: this.#busyMs,
     };
   }
 
@@ -196,6 +208,7 @@ class ActorHost {
 
   snapshot(): ActorSnapshot {
     const config = this.#config!;
+    this.#traceViolations();
     const index = config.role === 'vcpu' ? config.setup.topology.vcpus.indexOf(config.actor)
       : config.role === 'vfio-container' ? config.setup.topology.containers.indexOf(config.actor) : 0;
     return {
@@ -221,16 +234,19 @@ class ActorHost {
     status.begin(messageCode(message.type));
     const recorder = this.#recorder;
     const started = recorder === undefined ? 0 : nowUs();
+    const busyFrom = performance.now();
     this.#delivering = true;
     try {
       if (!this.#maybeCrash()) this.#logic!.receive(message, this.#ctx!);
     } finally {
       this.#delivering = false;
+      this.#busyMs += performance.now() - busyFrom;
     }
     this.#handled++;
     if (recorder !== undefined) {
       const ended = nowUs();
-      recorder.slice(message.type, started, ended - started, flowId, { from: message.from, tag: message.tag });
+      recorder.slice(message.type, started, ended - started, flowId, messageArgs(message, (a) => this.#names[a] ?? `actor${a}`));
+      this.#traceViolations(ended);
       if (ended - this.#lastCounterUs >= COUNTER_INTERVAL_US) {
         this.#lastCounterUs = ended;
         const gauges = this.#logic!.gauges?.();
@@ -241,6 +257,21 @@ class ActorHost {
     if (this.#logic!.done === true && this.#doneWaiters.length > 0) {
       for (const resolve of this.#doneWaiters.splice(0)) resolve();
     }
+  }
+
+  /**
+   * Violations found since the last call, as instant events on this actor's track at `ts`
+   * (the end of the delivery that found them; now, when not given: a device access, or a snapshot).
+   */
+  #traceViolations(ts?: number): void {
+    const recorder = this.#recorder;
+    if (recorder === undefined) return;
+    const logic = this.#logic!;
+    const count = logic.violationCount();
+    if (count === this.#violationsTraced) return;
+    const at = ts ?? nowUs();
+    for (const v of logic.violations().slice(this.#violationsTraced)) recorder.instant(`violation: ${v.invariant}`, at, violationArgs(v));
+    this.#violationsTraced = count;
   }
 
   /** Test-only fault injection. Returns true when the message is to be dropped. */
@@ -267,7 +298,10 @@ class ActorHost {
     while (this.#running) {
       // A device's DMA, between any two messages: on this thread, so it sees the container's
       // mapping table between two IOMMU operations, as a device sees the IOMMU's.
-      background?.(this.#ctx!);
+      if (background !== undefined) {
+        background(this.#ctx!);
+        if (tracing) this.#traceViolations();
+      }
       let got = false;
       for (let i = 0; i < SPIN_POLLS && !got; i++) got = inbox.tryReceiveWith(read);
       if (got) {

@@ -29,6 +29,9 @@ export interface TraceEvent {
 
 export const TRACE_PID = 1;
 
+/** Most instant events (violations) a recorder keeps; the rest are counted as dropped. */
+export const MAX_INSTANTS = 1000;
+
 /** Microseconds since an arbitrary origin, as a float (Perfetto accepts fractions). */
 export function nowUs(): number {
   return Number(process.hrtime.bigint()) / 1000;
@@ -51,6 +54,8 @@ export class TraceRecorder {
   readonly #tid: number;
   readonly #buffer: WholeRunBuffer<TraceEvent>;
   readonly #window: TraceWindow | undefined;
+  readonly #instants: TraceEvent[] = [];
+  #instantsDropped = 0;
   #outside = 0;
   #firstUs: number | undefined;
   #lastUs: number | undefined;
@@ -63,12 +68,12 @@ export class TraceRecorder {
 
   /** Every event kept, oldest first. */
   get events(): TraceEvent[] {
-    return this.#buffer.events();
+    return [...this.#buffer.events(), ...this.#instants];
   }
 
-  /** Events not kept (decimated, or outside the window). */
+  /** Events not kept (decimated, outside the window, or instants past {@link MAX_INSTANTS}). */
   get dropped(): number {
-    return this.#buffer.dropped + this.#outside;
+    return this.#buffer.dropped + this.#outside + this.#instantsDropped;
   }
 
   coverage(): TraceCoverage {
@@ -96,6 +101,19 @@ export class TraceRecorder {
     const events: TraceEvent[] = [{ name, cat: 'message', ph: 'X', ts, dur, pid: TRACE_PID, tid: this.#tid, args }];
     if (flowId > 0) events.push({ name, cat: 'message', ph: 'f', bp: 'e', id: flowId, ts, pid: TRACE_PID, tid: this.#tid });
     this.#push(events);
+  }
+
+  /** An instant event on this track (scope thread): a violation this actor found. Never sampled out. */
+  instant(name: string, ts: number, args: Record<string, number | string>): void {
+    if (this.#window !== undefined && (ts < this.#window.fromUs || ts > this.#window.toUs)) {
+      this.#outside++;
+      return;
+    }
+    if (this.#instants.length >= MAX_INSTANTS) {
+      this.#instantsDropped++;
+      return;
+    }
+    this.#instants.push({ name, cat: 'violation', ph: 'i', s: 't', ts, pid: TRACE_PID, tid: this.#tid, args });
   }
 
   counter(name: string, ts: number, args: Record<string, number>): void {

@@ -66,11 +66,19 @@ describe('convsim run (real threads)', () => {
     expect(status).toBe(0);
   }, 120_000);
 
-  it('in-place with the merged (v6) order meets a pinned page at CONVERT_PRIVATE', () => {
-    const { status, json } = runJson(['--mode', 'inplace', '--order', 'v6', '--guest-mem', '128M', '--conversions', '500', '--protocol', 'fixed']);
+  it('in-place with the merged (v6) order meets a pinned page at CONVERT_PRIVATE, an instant on the KVM exit handler\'s track of the trace', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'convsim-v6-'));
+    const trace = join(dir, 'trace.json');
+    const { status, json } = runJson(['--mode', 'inplace', '--order', 'v6', '--guest-mem', '128M', '--conversions', '500', '--protocol', 'fixed', '--trace', trace]);
     expect(status).toBe(1);
     expect(json.violations.map((v) => v.invariant)).toContain('inplace-order');
     expect(json.vmStopped).toBe(true);
+    const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: Array<{ name: string; ph: string; tid: number; args?: Record<string, unknown> }> }).traceEvents;
+    rmSync(dir, { recursive: true, force: true });
+    const kvmTid = events.find((e) => e.name === 'thread_name' && e.args?.['name'] === 'kvm (kvm-exit)')?.tid;
+    const instant = events.find((e) => e.ph === 'i' && e.name === 'violation: inplace-order');
+    expect(instant?.tid).toBe(kvmTid);
+    expect(instant?.args?.['message']).toBe(json.violations.find((v) => v.invariant === 'inplace-order')?.message);
   }, 120_000);
 
   it('hot-plugging containers during conversions (serialised with registration) has no violation', () => {

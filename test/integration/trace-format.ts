@@ -13,6 +13,7 @@ export interface RawEvent {
   readonly tid?: unknown;
   readonly dur?: unknown;
   readonly id?: unknown;
+  readonly s?: unknown;
   readonly args?: Record<string, unknown>;
 }
 
@@ -30,6 +31,8 @@ export interface TraceCheck {
   /** Flow starts that are inside a `send ...` slice (a send outside a handled message), by slice name. */
   readonly sendSlices: Record<string, number>;
   readonly counterNames: string[];
+  /** Instant events (violations), in file order. */
+  readonly instants: RawEvent[];
   readonly threadNames: Record<number, string>;
   readonly otherData: Record<string, unknown>;
 }
@@ -51,7 +54,7 @@ export function checkTrace(json: unknown): TraceCheck {
   };
   if (typeof json !== 'object' || json === null || !Array.isArray((json as { traceEvents?: unknown }).traceEvents)) {
     return { problems: ['not the object form: no traceEvents array'], events: 0, byPhase: {}, slices: 0, nestedSlices: 0, flows: 0,
-      unenclosedStarts: {}, sendSlices: {}, counterNames: [], threadNames: {}, otherData: {} };
+      unenclosedStarts: {}, sendSlices: {}, counterNames: [], instants: [], threadNames: {}, otherData: {} };
   }
   const file = json as { traceEvents: RawEvent[]; otherData?: Record<string, unknown> };
   const events = file.traceEvents;
@@ -62,6 +65,7 @@ export function checkTrace(json: unknown): TraceCheck {
   const threadNames: Record<number, string> = {};
   const usedTids = new Set<number>();
   const counterNames = new Set<string>();
+  const instants: RawEvent[] = [];
   events.forEach((e, i) => {
     const where = `event ${i} (${JSON.stringify(e).slice(0, 120)})`;
     if (typeof e.name !== 'string' || e.name === '') problem(`${where}: no name`);
@@ -94,6 +98,11 @@ export function checkTrace(json: unknown): TraceCheck {
         if (e.args === undefined || Object.values(e.args).some((v) => typeof v !== 'number')) problem(`${where}: counter without numeric args`);
         usedTids.add(tid);
         break;
+      case 'i':
+        if (e.s !== 't') problem(`${where}: instant event without scope t (thread)`);
+        instants.push(e);
+        usedTids.add(tid);
+        break;
       case 'M':
         if (e.name === 'thread_name') {
           if (typeof e.args?.['name'] !== 'string') problem(`${where}: thread_name without args.name`);
@@ -101,7 +110,7 @@ export function checkTrace(json: unknown): TraceCheck {
         }
         break;
       default:
-        problem(`${where}: phase ${ph} is not one of X s f C M`);
+        problem(`${where}: phase ${ph} is not one of X s f C i M`);
     }
   });
   if (!events.some((e) => e.ph === 'M' && e.name === 'process_name')) problem('no process_name metadata');
@@ -162,6 +171,6 @@ export function checkTrace(json: unknown): TraceCheck {
   }
   return {
     problems, events: events.length, byPhase, slices: sliceCount, nestedSlices, flows: starts.size, unenclosedStarts, sendSlices,
-    counterNames: [...counterNames].sort(), threadNames, otherData: file.otherData ?? {},
+    counterNames: [...counterNames].sort(), instants, threadNames, otherData: file.otherData ?? {},
   };
 }

@@ -116,5 +116,13 @@ describe('convsim replay --trace (the deterministic runtime, same format)', () =
     expect(check.problems).toEqual([]);
     expect(check.slices).toBeGreaterThan(0);
     expect(check.flows).toBeGreaterThan(0);
+    // The violation is an instant on the track of the actor that found it, numbered as the story's last step.
+    const storySteps = r.stdout.split('\n').filter((line) => /^\s*\d+\. /.test(line)).length;
+    const [violation, ...others] = check.instants;
+    expect(others).toEqual([]);
+    expect(violation?.name).toBe('violation: conversion-failed');
+    expect(check.threadNames[violation?.tid as number]).toBe('kvm (kvm-exit)');
+    expect(violation?.args).toMatchObject({ step: storySteps, invariant: 'conversion-failed' });
+    expect(r.stdout).toContain(`=> conversion-failed: ${String(violation?.args?.['message'])}`);
   });
 });

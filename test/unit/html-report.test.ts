@@ -19,6 +19,7 @@ function data(samples: number, conversions: number): ReportData {
   const s: RunSample[] = Array.from({ length: samples }, (_, i) => ({
     t: i * 100, conversions: i * 10, violations: i > samples / 2 ? 1 : 0, sharedPages: i * 4,
     shared: Array.from({ length: 16 }, (_, j) => ((i + j) % 5) / 4), gauges: { 'live mappings c0': i * 4, 'live mappings c1': i * 3 },
+    busyMs: [i * 50, i * 10],
   }));
   const marks: SampledConversion[] = Array.from({ length: conversions }, (_, i) => ({
     t: (i / conversions) * samples * 100, gpa: (i % 32) * 2 * MiB, size: 4096, toPrivate: i % 2 === 0, ok: i !== 3,
@@ -41,6 +42,8 @@ function data(samples: number, conversions: number): ReportData {
     },
     series: { intervalMs: 100, buckets: 16, blocks: 16384, samples: s, conversions: marks, conversionsSeen: conversions, conversionsLost: 0 },
     conversionsPerSec: 100,
+    actors: ['kvm', 'rba'],
+    violationSpots: [{ offset: 32 * MiB, size: 2 * MiB, label: 'stale-mapping (c1): <mapped> while private' }],
   };
 }
 
@@ -59,6 +62,25 @@ describe('renderHtmlReport', () => {
     expect(html).not.toContain('<shared>');
     expect(html).toContain('test &lt;config&gt;');
     expect(html).not.toMatch(/https?:\/\//);
+  });
+
+  it('draws each container apart (mappings minus shared pages), each actor\'s busy share, and violations on the memory map', () => {
+    const html = renderHtmlReport(data(30, 200));
+    const deltas = html.match(/<svg class="chart mappings-delta"[\s\S]*?<\/svg>/g) ?? [];
+    expect(deltas).toHaveLength(2);
+    expect(deltas[0]).toContain('c0 (type1): live mappings - shared pages');
+    expect(deltas[1]).toContain('c1 (iommufd): live mappings - shared pages');
+    // c1 holds 3 mappings per 4 shared pages: its line goes below zero, and the axis with it.
+    expect(deltas[1]).toMatch(/>-\d/);
+    const busy = /<svg class="chart busy-timeline"[^>]*data-busy="([^"]+)"/.exec(html);
+    // kvm is busy 50 ms of every 100, rba 10.
+    expect(busy?.[1]).toBe('0.500,0.100');
+    expect(html).toContain('kvm: 50% busy');
+    const map = /<svg class="chart memory-map"[\s\S]*?<\/svg>/.exec(html)![0];
+    const spots = /<g class="violations">([\s\S]*?)<\/g><g/.exec(map)?.[1] ?? '';
+    expect(spots).toContain('stale-mapping (c1): &lt;mapped&gt; while private');
+    // At half of a 64 MiB map: the plot is 420 - 12 - 46 = 362 px tall from y = 12, so y = 12 + 181.
+    expect(spots).toMatch(/<rect x="72" y="193"/);
   });
 
   it('stays bounded on long runs: at most 320 columns and 4000 conversion markers', () => {

@@ -85,8 +85,8 @@ describe('RunSampler', () => {
     const sampler = new RunSampler({
       bitmap,
       gauges: () => Promise.resolve<ActorGauges[]>([
-        { gauges: { 'live mappings c0': bitmap.countSet() }, violations: 0, conversions: 0 },
-        { gauges: {}, violations: 1, conversions },
+        { gauges: { 'live mappings c0': bitmap.countSet() }, violations: 0, conversions: 0, busyMs: 0 },
+        { gauges: {}, violations: 1, conversions, busyMs: 2 },
       ]),
       recentConversions: (after) => Promise.resolve(log.since(after)),
     }, { intervalMs: 10, buckets: 8 });

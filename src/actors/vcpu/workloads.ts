@@ -154,13 +154,27 @@ export function* overlap(ctx: WorkloadContext): Workload {
   }
 }
 
+/** 2 MiB chunks of each vCPU's share of the swiotlb pool (half the guest): its conversions, one per chunk. */
+export function swiotlbPoolChunks(guestMem: number, vcpus: number): number {
+  return Math.floor(guestMem / 2 / vcpus / CHUNK);
+}
+
+/**
+ * The most conversions a workload makes whatever `--conversions` asks, when
+ * it has such a bound: `swiotlb` converts its pool once (one conversion per
+ * 2 MiB chunk), then only DMAs. Undefined: the workload runs to its share.
+ */
+export function workloadConversionCap(name: WorkloadName, guestMem: number, vcpus: number): number | undefined {
+  return name === 'swiotlb' ? swiotlbPoolChunks(guestMem, vcpus) * vcpus : undefined;
+}
+
 /**
  * A bounce-buffer pool (swiotlb) the size of half the guest, split among
  * the vCPUs, converted to shared at boot, then used for DMA: with 4 KiB
  * mappings this is the entry count a type1 container must hold.
  */
 export function* swiotlb(ctx: WorkloadContext): Workload {
-  const pool = Math.floor(ctx.guestMem / 2 / ctx.vcpus / CHUNK) * CHUNK;
+  const pool = swiotlbPoolChunks(ctx.guestMem, ctx.vcpus) * CHUNK;
   const base = ctx.gpaBase + ctx.vcpu * pool;
   let conversions = 0;
   for (let at = base; at < base + pool && conversions < ctx.budget; at += CHUNK) {

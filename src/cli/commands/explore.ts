@@ -25,7 +25,7 @@ import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
 import { parseChoice, parseCount } from '../option-values.js';
 import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
-import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
+import { shrinkReport, shrinkSummary, shrinkWithProgress, type ShrinkReport } from './shrink.js';
 import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
 import type { ProtocolPolicy } from '../../core/protocol-policy.js';
 import { parseDuration, parseShard } from '../option-values.js';
@@ -293,7 +293,8 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
       shrunk: { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: 0 },
     };
   } else {
-    shrunk = shrinkReport(c);
+    // Progress while shrinking where the rest of explore shows progress (not with --json).
+    shrunk = shrinkReport(c, shrinkWithProgress(c, announce !== undefined));
   }
   writeFileSync(tokenFile, `${shrunk.replay}\n`);
   return {

@@ -53,7 +53,8 @@ ${PROTOCOL_HELP}
   --faults RATE        seeded fault injection, each kernel call fails with probability RATE
   --fault-kinds LIST   map,unmap,attributes,discard (default map,attributes,discard)
   --hotplug            hot-unplug and plug the devices again while the guest runs
-  --conversions N      total conversions (default 20000)
+  --conversions N      total conversions (default 20000; swiotlb converts its pool once, at
+                       most one per 2M of half the guest: the summary says what ran and why)
   --seed S             seed of the workloads (default 1)
   --workload W         the guest (default storm):
 ${workloadHelp('                         ')}

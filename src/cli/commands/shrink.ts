@@ -1,6 +1,7 @@
 /** `convsim shrink TOKEN|FILE [--json]`: the shortest failing story. */
 import { encodeToken, type ExploreCase } from '../../explore/explore-case.js';
-import { shrinkCase, type ShrinkResult } from '../../explore/shrink.js';
+import { describeShrinkProgress, shrinkCase, type ShrinkResult } from '../../explore/shrink.js';
+import { ProgressLine } from '../progress.js';
 import { story } from '../../explore/story.js';
 import { firstFailure } from '../../explore/failure.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
@@ -27,6 +28,23 @@ export interface ShrinkReport {
   readonly attempts: number;
   readonly original: { readonly replay: string; readonly conversions: number; readonly vcpus: number; readonly containers: number; readonly deviations: number | null };
   readonly shrunk: { readonly conversions: number; readonly vcpus: number; readonly containers: number; readonly deviations: number };
+}
+
+/**
+ * Shrink with a progress line on stderr (when `show`): on a terminal once
+ * shrinking has lasted a second, elsewhere a line every 10 s; what is
+ * known so far (the reduction tried, attempts, the case's size, where it
+ * fails) and the time elapsed. The line is erased when shrinking ends.
+ */
+export function shrinkWithProgress(c: ExploreCase, show: boolean): ShrinkResult {
+  if (!show) return shrinkCase(c);
+  const progress = new ProgressLine(0);
+  const original = { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length };
+  try {
+    return shrinkCase(c, undefined, (p) => progress.status(describeShrinkProgress(p, original)));
+  } finally {
+    progress.clear();
+  }
 }
 
 /** The numbered lines of a story (the closing `=>` line is not a step). */
@@ -81,7 +99,7 @@ export function shrinkCommand(argv: string[]): number {
   const { case: c } = readCaseArgument('shrink', positionals[0], values.last);
   let shrunk: ShrinkResult;
   try {
-    shrunk = shrinkCase(c);
+    shrunk = shrinkWithProgress(c, !values.json);
   } catch (error) {
     if (error instanceof RangeError && /does not fail/.test(error.message)) {
       process.stdout.write(values.json ? `${JSON.stringify({ found: false })}\n` : 'shrink: no violation reproduces: nothing to shrink\n');

@@ -53,8 +53,10 @@ export function lineChart(spec: LineChartSpec): string {
   const x0 = xs.length === 0 ? 0 : Math.min(...xs);
   const x1 = xs.length === 0 ? 1 : Math.max(...xs, x0 + 1);
   const y1 = Math.max(1, ...ys) * 1.08;
+  // Below zero only when a value is (a difference of two counts).
+  const y0 = Math.min(0, ...ys) * 1.08;
   const x = linearScale([x0, x1], [frame.left, frame.left + frame.width]);
-  const y = linearScale([0, y1], [frame.top + frame.height, frame.top]);
+  const y = linearScale([y0, y1], [frame.top + frame.height, frame.top]);
   const parts = [
     leftAxis(frame, y, y.ticks(5), spec.yFormat, spec.yLabel),
     bottomAxis(frame, x, x.ticks(8), spec.xFormat, spec.xLabel),

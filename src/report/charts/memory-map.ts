@@ -9,7 +9,7 @@ import { bottomAxis, leftAxis, type Frame } from '../axes.js';
 import { heatColor, TO_PRIVATE, TO_SHARED, ALERT } from '../colors.js';
 import { formatBytes, formatSeconds } from '../format.js';
 import { linearScale } from '../scale.js';
-import { el, num, text } from '../svg.js';
+import { el, num, text, title } from '../svg.js';
 import type { RunSeries } from '../../runtime/run-sampler.js';
 
 /** What {@link memoryMapChart} draws. */
@@ -25,7 +25,20 @@ export interface MemoryMapSpec {
   readonly maxMarkers?: number;
   /** Id of the element the page's script writes the value under the pointer into. */
   readonly readoutId?: string;
+  /** Where violations were found (RAMBlock offsets, the map's address axis), drawn on the map. */
+  readonly violations?: ReadonlyArray<ViolationSpot>;
 }
+
+/** A violation's place on the map: a range of the RAMBlock and what it was. */
+export interface ViolationSpot {
+  readonly offset: number;
+  readonly size: number;
+  /** `invariant: message`, the marker's tooltip. */
+  readonly label: string;
+}
+
+/** Most violation markers drawn (the first ones of the list). */
+const MAX_SPOTS = 200;
 
 /** Colour levels of the heat strip (the fraction is quantised to this many steps). */
 const LEVELS = 20;
@@ -85,6 +98,16 @@ export function memoryMapChart(spec: MemoryMapSpec): string {
     const h = Math.max(1.5, addr.map(m.gpa - spec.gpaBase + m.size) - my);
     markers.push(el('rect', { x: x.map(m.t) - 1, y: my, width: 2, height: h, fill: m.ok ? (m.toPrivate ? TO_PRIVATE : TO_SHARED) : ALERT }));
   }
+  // Violations: where (not when: a violation carries no time) — a dashed line across the map at
+  // the range's address and a triangle at the right edge pointing at it, each with its tooltip.
+  const spots = (spec.violations ?? []).slice(0, MAX_SPOTS).map((v) => {
+    const vy = addr.map(v.offset);
+    const vh = Math.max(1.5, addr.map(v.offset + Math.max(v.size, 1)) - vy);
+    const right = frame.left + frame.width;
+    return el('g', { class: 'violation' }, title(v.label),
+      el('rect', { x: frame.left, y: vy, width: frame.width, height: vh, fill: 'none', stroke: ALERT, 'stroke-width': 1, 'stroke-dasharray': '4 3' }),
+      el('path', { d: `M${num(right + 10)},${num(vy + vh / 2 - 5)} L${num(right + 10)},${num(vy + vh / 2 + 5)} L${num(right + 1)},${num(vy + vh / 2)} Z`, fill: ALERT }));
+  });
   const addrTicks = Array.from({ length: 9 }, (_, k) => (spec.guestMem * k) / 8);
   const grid = cols.map((c) => c.levels.map((l) => String.fromCharCode(97 + l)).join('')).join('|');
   return el('svg', {
@@ -95,6 +118,7 @@ export function memoryMapChart(spec: MemoryMapSpec): string {
   },
   el('g', { class: 'heat', 'shape-rendering': 'crispEdges' }, ...cells),
   el('g', { class: 'conversions' }, ...markers),
+  el('g', { class: 'violations' }, ...spots),
   leftAxis(frame, addr, addrTicks, (v) => formatBytes(v + spec.gpaBase), 'guest address', false),
   bottomAxis(frame, x, x.ticks(8), formatSeconds, 'time since start'),
   text(frame.left + frame.width, frame.top + frame.height + 32,

@@ -77,6 +77,11 @@ export interface DeterministicResult {
   readonly fatal?: { readonly message: string; readonly step: number; readonly injected: boolean };
   /** Each actor's counters at the end, by actor index. */
   readonly stats: Array<Record<string, number>>;
+  /**
+   * With `recordTrace`: each violation, the actor that found it and the
+   * delivery after which it did (`steps` for one found at the final check).
+   */
+  readonly foundBy?: ReadonlyArray<{ readonly step: number; readonly actor: number; readonly violation: Violation }>;
 }
 
 /** A FIFO channel from one actor to another. */
@@ -220,6 +225,12 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   let violationStep = -1;
   /** Violations each actor had found after its last delivery: only the receiver of a delivery runs, so only it can find one. */
   const seen = new Array<number>(n).fill(0);
+  const foundBy: Array<{ step: number; actor: number; violation: Violation }> = [];
+  /** With a trace: who found the violations `actor` found since `seen`, and when. */
+  const noteFinder = (actor: number, at: number): void => {
+    if (!options.recordTrace) return;
+    for (const violation of actors[actor]!.violations().slice(seen[actor])) foundBy.push({ step: at, actor, violation });
+  };
   const violationCount = (): number => {
     let total = 0;
     for (const actor of actors) total += actor.violationCount();
@@ -252,6 +263,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const newViolation = (actor: number): boolean => {
     const found = actors[actor]!.violationCount();
     if (found === seen[actor]) return false;
+    noteFinder(actor, step - 1);
     seen[actor] = found;
     if (violationStep >= 0) return false;
     violationStep = step - 1;
@@ -338,6 +350,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   };
 
   const finish = (outcome: DeterministicOutcome): DeterministicResult => {
+    for (let a = 0; a < n; a++) noteFinder(a, step);
     const violations = actors.flatMap((a) => a.violations());
     const qemuOutcome: QemuOutcome = fatal?.outcome ?? (kvm.stopReason !== undefined ? 'vm-stopped' : 'running');
     return {
@@ -355,6 +368,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
       qemuOutcome,
       ...(fatal === undefined ? {} : { fatal: { message: fatal.message, step: fatal.step, injected: config.faults !== undefined } }),
       stats: actors.map((a) => a.stats()),
+      ...(options.recordTrace ? { foundBy } : {}),
     };
   };
 
