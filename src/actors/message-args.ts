@@ -62,6 +62,8 @@ export function messageArgs(message: Message, name: (actor: number) => string): 
       return { ...base, iova: hex(message.iova), size: formatSize(message.size), direction: 'read', outcome: DMA_OUTCOMES[message.outcome] ?? String(message.outcome) };
     case 'checkDone':
       return { ...base, violations: message.violations };
+    case 'hotplug':
+      return { ...base, listenersUnregistered: message.listeners, sectionsRegistered: message.sections };
     case 'check':
     case 'start':
       return base;
