@@ -28,6 +28,11 @@ export interface VerifyReport {
   readonly interrupted: string | null;
   readonly command: string;
   readonly expect: { readonly file: string; readonly differences: readonly string[]; readonly note: string | null } | null;
+  /** `--shard I/N` (1-based), for convsim merge. */
+  readonly shard: { readonly index: number; readonly count: number } | null;
+  readonly timeBudgetMs: number | null;
+  /** Equal for the shards of one verify run. */
+  readonly searchKey: string;
 }
 
 const THREADED_NOTE = 'a clean threaded run proves nothing; it shows whether the race is reachable at real speed';
@@ -40,7 +45,7 @@ function cellAt(r: VerifyReport, row: VerifyRow, column: VerifyColumn): CellResu
 function verdictText(cell: CellResult | undefined, markdown: boolean): string {
   if (cell === undefined) return markdown ? '' : '-';
   if (cell.status === 'interrupted') return 'interrupted';
-  if (cell.verdict === 'held') return `held ${cell.schedules}`;
+  if (cell.verdict === 'held') return `held ${cell.schedules}${cell.complete === true ? ' (all)' : ''}${cell.budgetStopped ? ' (budget)' : ''}`;
   return `${markdown ? `**${cell.verdict}**` : cell.verdict} #${cell.schedule}`;
 }
 
@@ -66,8 +71,13 @@ function markdownTable(header: readonly string[], body: readonly string[][]): st
 
 function headline(r: VerifyReport): string {
   const finished = r.cells.filter((c) => c.status === 'done').length;
-  return `convsim verify: ${r.rows.length} protocol variant(s) x ${r.columns.length} guest(s), up to ${r.schedules} ${r.strategy} schedules per cell ` +
-    `on varied machines, seeds from ${r.seed}, ${r.threads} thread(s)${r.quick ? ', --quick' : ''}; ${finished} of ${r.plannedCells} cells in ${(r.elapsedMs / 1000).toFixed(1)} s`;
+  const what = r.strategy.startsWith('dfs')
+    ? `a systematic search per cell (${r.strategy}) of the small machine, workload seed ${r.seed}`
+    : `up to ${r.schedules} ${r.strategy} schedules per cell on varied machines, seeds from ${r.seed}`;
+  const budget = r.timeBudgetMs === null ? '' : `, exploration budget ${(r.timeBudgetMs / 1000).toFixed(0)} s`;
+  const shard = r.shard === null ? '' : `, shard ${r.shard.index}/${r.shard.count}`;
+  return `convsim verify: ${r.rows.length} protocol variant(s) x ${r.columns.length} guest(s), ${what}, ${r.threads} thread(s)${r.quick ? ', --quick' : ''}` +
+    `${budget}${shard}; ${finished} of ${r.plannedCells} cells in ${(r.elapsedMs / 1000).toFixed(1)} s`;
 }
 
 function interruptedLine(r: VerifyReport): string[] {
@@ -76,7 +86,8 @@ function interruptedLine(r: VerifyReport): string[] {
   return [`INTERRUPTED (${r.interrupted}) after ${finished} of ${r.plannedCells} cells: the cells finished so far`];
 }
 
-const KEY = 'held N: no failure in N schedules; NAME #k: the invariant (or fatal QEMU outcome) NAME failed first, at schedule k';
+const KEY = 'held N: no failure in N schedules (all: every schedule up to the bound, dfs; budget: the time budget stopped it); ' +
+  'NAME #k: the invariant (or fatal QEMU outcome) NAME failed first, at schedule k';
 
 function violatedLines(r: VerifyReport): string[] {
   return r.cells.filter((c) => c.status === 'done' && c.verdict !== 'held').map((c) =>
@@ -162,7 +173,11 @@ function renderMarkdown(r: VerifyReport): string {
 function renderJson(r: VerifyReport): string {
   const out = {
     schemaVersion: VERIFY_JSON_SCHEMA_VERSION,
+    kind: 'verify',
     command: r.command,
+    searchKey: r.searchKey,
+    shard: r.shard,
+    timeBudgetMs: r.timeBudgetMs,
     status: r.interrupted === null ? 'complete' : 'interrupted',
     interrupted: r.interrupted,
     strategy: r.strategy,
@@ -201,6 +216,10 @@ function renderJson(r: VerifyReport): string {
       originalTraceHash: c.originalTraceHash,
       exploreMs: c.exploreMs,
       shrinkMs: c.shrinkMs,
+      budgetStopped: c.budgetStopped,
+      distinctTraces: c.distinctTraces,
+      complete: c.complete,
+      position: c.position,
       sameAs: c.sameAs,
       explored: { workload: c.input.workload, mode: c.input.mode, order: c.input.order, hotplug: c.input.machine.hotplug === true, protocol: c.input.protocol },
       threaded: c.threaded,

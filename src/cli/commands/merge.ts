@@ -47,7 +47,9 @@ function readShard(file: string): ShardFile {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError(`${file}: not a JSON object: not a shard result of convsim explore --shard I/N --json`);
   const json = body as Json;
   const shard = Object.hasOwn(json, 'shard') ? json['shard'] : undefined;
-  if (json['command'] !== 'explore' || json['schemaVersion'] !== 2) throw new UsageError(`${file}: not a result of convsim explore --json (schema 2)`);
+  const isExplore = json['command'] === 'explore' && json['schemaVersion'] === 2;
+  const isVerify = json['kind'] === 'verify' && json['schemaVersion'] === 1;
+  if (!isExplore && !isVerify) throw new UsageError(`${file}: not a result of convsim explore --json or convsim verify --json`);
   if (typeof shard !== 'object' || shard === null || !isCount((shard as Json)['index']) || !isCount((shard as Json)['count'])) {
     throw new UsageError(`${file}: not a shard (run explore with --shard I/N --json)`);
   }
@@ -119,6 +121,54 @@ function mergeSystematic(shards: readonly ShardFile[]): Json {
   };
 }
 
+/** Verify: cell by cell, the failure first in its order (lowest seed, or dfs position), else held over every shard's schedules. */
+function mergeVerify(shards: readonly ShardFile[]): Json {
+  const cells = new Map<string, Json[]>();
+  for (const s of shards) {
+    for (const c of field<Json[]>(s, 'cells', (v) => Array.isArray(v) && v.every((x) => isObjectOrNull(x) && x !== null), 'a list of cells')) {
+      const key = `${String(c['row'])}\u0000${String(c['column'])}`;
+      cells.set(key, [...(cells.get(key) ?? []), c]);
+    }
+  }
+  const order = (c: Json): number => (typeof c['position'] === 'number' ? c['position'] : typeof c['seed'] === 'number' ? c['seed'] : Infinity);
+  const merged: Json[] = [];
+  for (const parts of cells.values()) {
+    const failing = parts.filter((c) => c['status'] === 'done' && c['verdict'] !== 'held').sort((a, b) => order(a) - order(b));
+    const first = parts[0]!;
+    const schedules = parts.reduce((t, c) => t + (typeof c['schedules'] === 'number' ? c['schedules'] : 0), 0);
+    const threaded = parts.find((c) => c['threaded'] !== null)?.['threaded'] ?? null;
+    if (parts.length < shards.length || parts.some((c) => c['status'] === 'interrupted')) merged.push({ ...first, status: 'interrupted', verdict: 'interrupted', schedules, threaded });
+    else if (failing.length > 0) merged.push({ ...failing[0]!, schedules, threaded });
+    else {
+      merged.push({
+        ...first, schedules, threaded, budgetStopped: parts.some((c) => c['budgetStopped'] === true),
+        complete: parts.every((c) => c['complete'] === true) ? true : first['complete'] === null ? null : false,
+      });
+    }
+  }
+  const found = merged.some((c) => c['status'] === 'done' && c['verdict'] !== 'held');
+  return { strategy: String(shards[0]!.body['strategy']), found, cells: merged, rows: shards[0]!.body['rows'], columns: shards[0]!.body['columns'] };
+}
+
+function verifyLines(merged: Json): string[] {
+  const rows = (merged['rows'] as Json[]).map((r) => [String(r['id']), String(r['label'])]);
+  const columns = (merged['columns'] as Json[]).map((c) => [String(c['id']), String(c['label'])]);
+  const cells = merged['cells'] as Json[];
+  const text = (row: string, column: string): string => {
+    const c = cells.find((x) => x['row'] === row && x['column'] === column);
+    if (c === undefined) return '-';
+    if (c['status'] === 'interrupted') return 'interrupted';
+    return c['verdict'] === 'held' ? `held ${String(c['schedules'])}${c['complete'] === true ? ' (all)' : ''}` : `${String(c['verdict'])} #${String(c['schedule'])}`;
+  };
+  const header = ['', ...columns.map(([, label]) => label!)];
+  const body = rows.map(([id, label]) => [label!, ...columns.map(([cid]) => text(id!, cid!))]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cs: readonly string[]): string => `  ${cs.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`;
+  const lines = [line(header), ...body.map(line)];
+  for (const c of cells) if (c['status'] === 'done' && c['verdict'] !== 'held') lines.push(`${String(c['row'])} x ${String(c['column'])}: ${String(c['verdict'])}: ${String(c['message'])}; token ${String(c['token'])}`);
+  return lines;
+}
+
 export async function mergeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine('merge', argv, { json: { type: 'boolean', default: false } });
   if (positionals.length === 0) throw new UsageError('merge: give the shard result files (convsim explore --shard I/N --json > FILE)');
@@ -133,11 +183,15 @@ export async function mergeCommand(argv: string[]): Promise<number> {
     const n = shards.filter((s) => s.index === i).length;
     if (n !== 1) throw new UsageError(n === 0 ? `shard ${i}/${count} is missing: merge needs every shard once` : `shard ${i}/${count} is given ${n} times`);
   }
+  const verify = shards[0]!.body['kind'] === 'verify';
+  if (shards.some((s) => (s.body['kind'] === 'verify') !== verify)) throw new UsageError('merge: the files mix explore and verify results');
   const systematic = shards[0]!.body['strategy'] === 'dfs';
-  const merged = systematic ? mergeSystematic(shards) : mergeSampling(shards);
+  const merged = verify ? mergeVerify(shards) : systematic ? mergeSystematic(shards) : mergeSampling(shards);
   const found = merged['found'] === true;
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ schemaVersion: 2, command: 'merge', searchKey: key, shards: count, ...merged })}\n`);
+    process.stdout.write(`${JSON.stringify({ schemaVersion: 2, command: 'merge', of: verify ? 'verify' : 'explore', searchKey: key, shards: count, ...merged })}\n`);
+  } else if (verify) {
+    process.stdout.write(`${[`convsim merge: ${count} shard(s) of one verify table (${String(merged['strategy'])})`, ...verifyLines(merged)].join('\n')}\n`);
   } else {
     const lines = [`convsim merge: ${count} shard(s) of one ${String(merged['strategy'])} exploration`];
     if (systematic) lines.push(String(merged['statement']));

@@ -8,6 +8,7 @@
  * @module
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { RunConfig } from '../../actors/run-config.js';
@@ -24,7 +25,13 @@ import type { StrategyName } from '../../runtime/deterministic/strategy.js';
 import { checkWritable } from '../check-writable.js';
 import { parseCommandLine } from '../command-line.js';
 import { FAILURE_DIR } from '../failure-tokens.js';
-import { parseCount } from '../option-values.js';
+import { parseChoice, parseCount, parseDuration, parseShard } from '../option-values.js';
+import { DFS_OPTIONS, parseDfsOptions, rejectDfsOnly, type DfsOptionValues } from '../explore-dfs-options.js';
+import { shardSeeds, type Shard } from '../../explore/shard.js';
+import { runDfs } from '../../explore/dfs/dfs-pool.js';
+import { exploreConfig } from '../../explore/explore-case.js';
+import { DFS_CONVERSIONS, DFS_GUEST_MEM, dfsMachine } from '../explore-dfs-options.js';
+import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
 import { ProgressLine } from '../progress.js';
 import { showValue } from '../show-value.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
@@ -54,6 +61,8 @@ const DEFAULT_SHRINK_ATTEMPTS = 1500;
 const QUICK_THREADED_CONVERSIONS = 40;
 const DEFAULT_THREADED_CONVERSIONS = 300;
 const MAX_SEED = 2 ** 31 - 1;
+/** A DFS cell's time when no --time-budget is given. */
+export const DFS_CELL_BUDGET_S = 20;
 
 const rowIds = VERIFY_ROWS.map((r) => r.id);
 const columnIds = VERIFY_COLUMNS.map((c) => c.id);
@@ -85,6 +94,14 @@ export const VERIFY_HELP = `convsim verify [options]
   --columns LIST       columns to run, comma-separated ids (default all)
   --seed S             first seed of every cell (default 1)
   --threads T          pool threads (default ${availableParallelism()}, the available parallelism)
+  --strategy S         random (default) | dfs: each cell a systematic search of the small machine
+                       (2 vCPUs, 3 conversions each, one type1 container, 16M, one device access
+                       placed anywhere, one hot-plug in the hotplug column), ${DFS_CELL_BUDGET_S} s per cell unless
+                       --time-budget says otherwise; the DFS options of convsim explore apply
+  --time-budget D      the whole table's exploration time (e.g. 10m), D / cells per cell (shrinking
+                       and real-thread runs come on top); a cell it stops holds over what it explored
+  --shard I/N          run only the I-th of N parts of every cell (seed ranges; dfs: subtrees);
+                       real-thread runs only in shard 1; put the parts together with convsim merge
   --json               one JSON object on stdout (schema version, units, every cell)
   --markdown           the table as GitHub markdown
   --expect FILE        compare the verdicts with FILE ({"schemaVersion": 1, "cells":
@@ -103,6 +120,11 @@ export interface VerifyOptions {
   readonly seed: number;
   readonly threads: number;
   readonly format: 'text' | 'json' | 'markdown';
+  readonly strategy: 'random' | 'dfs';
+  /** The systematic search's options (`--strategy dfs`). */
+  readonly dfs: DfsOptionValues | undefined;
+  readonly timeBudgetMs: number | undefined;
+  readonly shard: Shard | undefined;
   readonly expect: { readonly file: string; readonly expected: Expectations; readonly made: ExpectationsMade | undefined } | undefined;
   readonly writeExpect: string | undefined;
   /** The command line as given, for the report and the expectations file. */
@@ -134,7 +156,15 @@ export function parseVerifyOptions(argv: string[]): VerifyOptions {
     markdown: { type: 'boolean', default: false },
     expect: { type: 'string' },
     'write-expect': { type: 'string' },
+    strategy: { type: 'string', default: 'random' },
+    'time-budget': { type: 'string' },
+    shard: { type: 'string' },
+    ...DFS_OPTIONS,
   });
+  const strategy = parseChoice('strategy', values.strategy!, ['random', 'dfs'] as const);
+  if (strategy === 'random') rejectDfsOnly(values);
+  else if (values.schedules !== undefined) throw new UsageError('--schedules is for random schedules: --strategy dfs explores every schedule of each cell (bound it with --time-budget)');
+  const dfs = strategy === 'dfs' ? parseDfsOptions(values, []) : undefined;
   if (positionals.length > 0) throw new UsageError(`verify: unexpected argument ${showValue(positionals[0])} (verify takes only options)`);
   if (values.json && values.markdown) throw new UsageError('verify: --json and --markdown: give one of them');
   const rows = parseSelection('rows', values.rows, VERIFY_ROWS);
@@ -150,6 +180,9 @@ export function parseVerifyOptions(argv: string[]): VerifyOptions {
     rows, columns, quick, schedules, seed, threads,
     format: values.json ? 'json' : values.markdown ? 'markdown' : 'text',
     expect, writeExpect: values['write-expect'], argv,
+    strategy, dfs,
+    timeBudgetMs: values['time-budget'] === undefined ? undefined : parseDuration('time-budget', values['time-budget']),
+    shard: values.shard === undefined ? undefined : parseShard('shard', values.shard),
   };
 }
 
@@ -196,6 +229,14 @@ export interface CellResult {
   /** The cell this one explores exactly the same as (its results are that cell's). */
   readonly sameAs: { readonly row: string; readonly column: string } | null;
   readonly threaded: ThreadedVerdict | null;
+  /** The time budget stopped the cell's exploration (its verdict holds over what was explored). */
+  readonly budgetStopped: boolean;
+  /** Distinct traces among the schedules run (partial-order hashes). */
+  readonly distinctTraces: number;
+  /** `--strategy dfs`: every schedule up to the bound was explored (null for random schedules). */
+  readonly complete: boolean | null;
+  /** For merging shards: the failing execution's place in the search order (dfs), else null. */
+  readonly position: number | null;
 }
 
 /** The arguments of `convsim run` for a cell's real-thread run. */
@@ -287,11 +328,14 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const results: CellResult[] = [];
   const byPlan = new Map<Plan, CellResult>();
   const pool = createExplorePool(o.threads);
+  // The time budget is the exploration's, shared out evenly: shrinking and real-thread runs come on top.
+  const cellsToExplore = plans.filter((p) => p.sameAs === undefined).length;
+  const share = o.timeBudgetMs === undefined ? undefined : o.timeBudgetMs / Math.max(1, cellsToExplore);
   try {
     for (const plan of plans) {
       if (interrupt.signal.aborted) break;
       const cell = plan.sameAs === undefined
-        ? await runCell(plan, o, shrinkAttempts, threadedConversions, interrupt.signal, pool)
+        ? await runCell(plan, o, shrinkAttempts, threadedConversions, interrupt.signal, pool, share)
         : sameCell(byPlan.get(plan.sameAs)!, plan);
       if (cell.status === 'done') writeCellToken(cell);
       byPlan.set(plan, cell);
@@ -318,7 +362,11 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
   const report: VerifyReport = {
     rows: o.rows, columns: o.columns, cells: results, plannedCells: plans.length,
-    strategy: VERIFY_STRATEGY, schedules: o.schedules, seed: o.seed, threads: o.threads, quick: o.quick,
+    strategy: o.strategy === 'dfs' ? `dfs (preemption bound ${o.dfs!.preemptionBound ?? 'none'}, ${o.dfs!.reduction})` : VERIFY_STRATEGY,
+    schedules: o.schedules, seed: o.seed, threads: o.threads, quick: o.quick,
+    shard: o.shard === undefined ? null : { index: o.shard.index + 1, count: o.shard.count },
+    timeBudgetMs: o.timeBudgetMs ?? null,
+    searchKey: verifySearchKey(o),
     threadedConversions, shrinkAttempts, elapsedMs: Math.round(performance.now() - started), interrupted,
     command: `convsim verify ${o.argv.join(' ')}`.trim(),
     expect: o.expect === undefined ? null : { file: o.expect.file, differences, note: madeDifferently(o) },
@@ -333,6 +381,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   return EXIT_OK;
 }
 
+/** What identifies a verify run whatever its shard, threads, output or budget: its shards share it (convsim merge checks it). */
+function verifySearchKey(o: VerifyOptions): string {
+  const identity = { rows: o.rows.map((r) => r.id), columns: o.columns.map((c) => c.id), schedules: o.schedules, seed: o.seed, quick: o.quick, strategy: o.strategy, dfs: o.dfs };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16);
+}
+
 /** When the expectations were made with other schedules or another seed: a note (their verdicts may then differ for that reason). */
 function madeDifferently(o: VerifyOptions): string | null {
   const made = o.expect?.made;
@@ -343,17 +397,53 @@ function madeDifferently(o: VerifyOptions): string | null {
 
 type Pool = ReturnType<typeof createExplorePool>;
 
-async function runCell(plan: Plan, o: VerifyOptions, shrinkAttempts: number, threadedConversions: number, signal: AbortSignal, pool: Pool): Promise<CellResult> {
+/**
+ * A cell's exploration stops on Ctrl-C (`signal`) or when its share of the
+ * time budget is spent: a signal of its own that either aborts, and whether
+ * the budget was the reason.
+ */
+function cellSignal(signal: AbortSignal, budgetMs: number | undefined): { signal: AbortSignal; budgetSpent: () => boolean; done: () => void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = budgetMs === undefined ? undefined : setTimeout(() => controller.abort('time-budget'), budgetMs);
+  return {
+    signal: controller.signal,
+    budgetSpent: () => controller.signal.aborted && controller.signal.reason === 'time-budget',
+    done: () => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/** A DFS cell: the small machine with the cell's guest, mode, order and protocol, every device access and hot-plug placed. */
+function dfsCellConfig(input: CellInput, seed: number, dfs: DfsOptionValues): RunConfig {
+  const machine = dfsMachine({ mode: input.mode, order: input.order }, KVM_X86_MAX_MEMSLOTS);
+  const config = exploreConfig({
+    workload: input.workload, seed, mode: input.mode, order: input.order, conversions: DFS_CONVERSIONS, vary: false,
+    machine: { ...machine, guestMem: DFS_GUEST_MEM }, protocol: input.protocol,
+  });
+  return { ...config, scheduledEvents: { hotplugs: input.machine.hotplug === true ? dfs.hotplugs : 0, deviceAccesses: dfs.deviceAccesses } };
+}
+
+async function runCell(plan: Plan, o: VerifyOptions, shrinkAttempts: number, threadedConversions: number, signal: AbortSignal, pool: Pool,
+  budgetMs: number | undefined): Promise<CellResult> {
+  if (o.dfs !== undefined) return runDfsCell(plan, o, o.dfs, shrinkAttempts, threadedConversions, signal, budgetMs ?? DFS_CELL_BUDGET_S * 1000);
   const input: ExploreInput = { ...plan.input, strategy: VERIFY_STRATEGY, depth: 1, expectedSteps: 1 };
   const exploreStarted = performance.now();
-  const run = await explorePool(pool, { input, firstSeed: o.seed, iterations: o.schedules, keepGoing: false, signal });
+  const seeds = o.shard === undefined ? { firstSeed: o.seed, iterations: o.schedules } : shardSeeds(o.seed, o.schedules, o.shard);
+  const stop = cellSignal(signal, budgetMs);
+  const run = await explorePool(pool, { input, ...seeds, keepGoing: false, signal: stop.signal }).finally(stop.done);
   const exploreMs = Math.round(performance.now() - exploreStarted);
   const found = run.failures[0];
   const base = {
     row: plan.row, column: plan.column, input: plan.input, schedules: run.iterations, exploreMs, sameAs: null,
+    budgetStopped: stop.budgetSpent(), distinctTraces: run.traceHashes.size, complete: null, position: null,
   };
   const none = { message: null, schedule: null, seed: null, storySteps: null, shrinkAttempts: null, tokenFile: null, token: null, traceHash: null, originalTraceHash: null };
-  if (run.interrupted && found === undefined) {
+  if (run.interrupted && found === undefined && !stop.budgetSpent()) {
     return { ...base, ...none, status: 'interrupted', verdict: 'interrupted', shrinkMs: 0, threaded: null };
   }
   let failure: Pick<CellResult, 'message' | 'schedule' | 'seed' | 'storySteps' | 'shrinkAttempts' | 'tokenFile' | 'token' | 'traceHash' | 'originalTraceHash'> = none;
@@ -366,9 +456,46 @@ async function runCell(plan: Plan, o: VerifyOptions, shrinkAttempts: number, thr
     };
   }
   const shrinkMs = Math.round(performance.now() - shrinkStarted);
-  // The exploration is done (a failure found while interrupted is still one); the threaded run is skipped when interrupted.
-  const threaded = signal.aborted ? null : await threadedVerdict(plan.input, o.seed, threadedConversions, signal);
+  // The exploration is done (a failure found while interrupted is still one); the threaded run is skipped when
+  // interrupted, and made by shard 1 only.
+  const threaded = signal.aborted || (o.shard?.index ?? 0) > 0 ? null : await threadedVerdict(plan.input, o.seed, threadedConversions, signal);
   return { ...base, ...failure, status: 'done', verdict: found?.invariant ?? 'held', shrinkMs, threaded };
+}
+
+/** A cell as a systematic search (`--strategy dfs`) within its time. */
+async function runDfsCell(plan: Plan, o: VerifyOptions, dfs: DfsOptionValues, shrinkAttempts: number, threadedConversions: number, signal: AbortSignal,
+  budgetMs: number): Promise<CellResult> {
+  const config = dfsCellConfig(plan.input, o.seed, dfs);
+  const exploreStarted = performance.now();
+  const run = await runDfs({
+    config, reduction: dfs.reduction, splitDepth: dfs.splitDepth, stateCache: dfs.stateCache, threads: o.threads, timeBudgetMs: budgetMs, signal,
+    ...(dfs.preemptionBound === undefined ? {} : { preemptionBound: dfs.preemptionBound }),
+    ...(o.shard === undefined ? {} : { shard: o.shard }),
+  });
+  const exploreMs = Math.round(performance.now() - exploreStarted);
+  const base = {
+    row: plan.row, column: plan.column, input: plan.input, schedules: run.stats.executions, exploreMs, sameAs: null,
+    budgetStopped: run.stoppedBy === 'time-budget', distinctTraces: run.distinctTraces, complete: run.stats.complete, position: run.failure?.position ?? null,
+  };
+  const none = { message: null, schedule: null, seed: null, storySteps: null, shrinkAttempts: null, tokenFile: null, token: null, traceHash: null, originalTraceHash: null };
+  if (run.stoppedBy === 'interrupt' && run.failure === undefined) {
+    return { ...base, ...none, status: 'interrupted', verdict: 'interrupted', shrinkMs: 0, threaded: null };
+  }
+  const shrinkStarted = performance.now();
+  let failure = none as Pick<CellResult, keyof typeof none>;
+  if (run.failure !== undefined) {
+    const f = run.failure;
+    const s = f.invariant === 'deadlock'
+      ? { replay: f.token, traceHash: f.traceHash, storySteps: storySteps(replayCase(f.case).story), attempts: null }
+      : shrinkReport(f.case, shrinkCase(f.case, shrinkAttempts));
+    failure = {
+      message: f.message, schedule: f.execution, seed: o.seed, storySteps: s.storySteps, shrinkAttempts: s.attempts,
+      tokenFile: tokenFileOf(plan.row, plan.column), token: s.replay, traceHash: s.traceHash, originalTraceHash: f.traceHash,
+    };
+  }
+  const shrinkMs = Math.round(performance.now() - shrinkStarted);
+  const threaded = signal.aborted || (o.shard?.index ?? 0) > 0 ? null : await threadedVerdict(plan.input, o.seed, threadedConversions, signal);
+  return { ...base, ...failure, status: 'done', verdict: run.failure?.invariant ?? 'held', shrinkMs, threaded };
 }
 
 /** A cell that explores exactly what an earlier one did: its results, under its own name and token file. */
