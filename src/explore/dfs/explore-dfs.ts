@@ -42,6 +42,8 @@ export interface DfsInput {
   readonly onExecution?: (executions: number, distinctTraces: number) => void;
   /** Keep every distinct partial-order hash in the result (for merging shards). */
   readonly keepTraceHashes?: boolean;
+  /** Cells per chunk of the partial-order hash (see deterministic-run.ts). */
+  readonly hashChunk?: number;
 }
 
 export interface DfsFailure {
@@ -80,6 +82,7 @@ export function exploreDfs(input: DfsInput): DfsResult {
   const stats = boundedDfs(
     (strategy) => runDeterministic(config, {
       strategy, maxSteps: MAX_STEPS, recordTrace: false, stopAtViolation: true, recordChoices: true, footprints: true,
+      ...(input.hashChunk === undefined ? {} : { partialOrderChunk: input.hashChunk }),
     }),
     {
       reduction: input.reduction,

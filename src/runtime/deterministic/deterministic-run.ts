@@ -43,6 +43,8 @@ export interface DeterministicOptions {
    * `observe` receives it, and the result carries `partialOrderHash`.
    */
   readonly footprints?: boolean;
+  /** Cells per chunk of the partial-order hash (default `CHUNK_CELLS`; 1 = exactly the footprints' dependency). */
+  readonly partialOrderChunk?: number;
 }
 
 /**
@@ -255,7 +257,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const deviceAccessesLeft = new Array<number>(n).fill(scheduled?.deviceAccesses ?? 0);
   let hotplugsLeft = scheduled?.hotplugs ?? 0;
   const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug' }));
-  const footprintOf = recorder === undefined ? undefined : new PartialOrderHasher(n);
+  const footprintOf = recorder === undefined ? undefined : new PartialOrderHasher(n, options.partialOrderChunk);
   let guestRunning = false;
   const candidates: Candidate[] = [];
 

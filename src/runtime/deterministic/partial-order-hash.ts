@@ -31,8 +31,11 @@ export class PartialOrderHasher {
   readonly #readers = new Map<number, [number, number]>();
   readonly #words = new Float64Array(MESSAGE_WORDS);
   readonly #bytes = new Uint32Array(this.#words.buffer);
+  readonly #chunk: number;
 
-  constructor(actors: number) {
+  /** @param chunk cells per tracked chunk (1: exactly the footprints' dependency; tests use it). */
+  constructor(actors: number, chunk = CHUNK_CELLS) {
+    this.#chunk = chunk;
     this.#lastOfActor = Array.from({ length: actors }, (_, a) => [a + 1, ~a]);
   }
 
@@ -60,7 +63,7 @@ export class PartialOrderHasher {
     const chunks: number[] = [];
     const a = footprint.accesses;
     for (let i = 0; i < a.length; i += 4) {
-      for (let c = Math.floor(a[i + 1]! / CHUNK_CELLS); c <= Math.floor(a[i + 2]! / CHUNK_CELLS); c++) {
+      for (let c = Math.floor(a[i + 1]! / this.#chunk); c <= Math.floor(a[i + 2]! / this.#chunk); c++) {
         const key = a[i]! * 2 ** 32 + c;
         pred(this.#lastWriter.get(key));
         if (a[i + 3] === 1) {

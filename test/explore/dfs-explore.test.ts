@@ -1,0 +1,126 @@
+/**
+ * The systematic search on convsim's own actors: partial-order reduction
+ * keeps every trace (checked against the unreduced search with the
+ * partial-order hash made exactly as fine as the footprints), zoo bugs are
+ * found and replay, shards add up to the whole, and the command line
+ * states what it explored.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunConfig, WorkloadName } from '../../src/actors/run-config.js';
+import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
+import { exploreConfig, decodeToken } from '../../src/explore/explore-case.js';
+import { exploreDfs } from '../../src/explore/dfs/explore-dfs.js';
+import { mergeDfs } from '../../src/explore/dfs/merge-dfs.js';
+import { replayCase } from '../../src/cli/commands/replay.js';
+import { MiB } from '../../src/core/units.js';
+import { parseExploreOptions } from '../../src/cli/commands/explore.js';
+import { UsageError } from '../../src/cli/usage-error.js';
+
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+function machine(workload: WorkloadName, vcpus: number, conversions: number, events: { hotplugs: number; deviceAccesses: number }, mutant?: string): RunConfig {
+  const config = exploreConfig({
+    workload, seed: 1, conversions, vary: false, protocol: ALL_FIXES_PROTOCOL, ...(mutant === undefined ? {} : { mutant }),
+    machine: { vcpus, guestMem: 16 * MiB, containers: [{ backend: 'type1', dmaEntryLimit: 1 << 20, limitSource: 'set' }] },
+  });
+  return { ...config, scheduledEvents: events };
+}
+
+describe('systematic search of the actors', () => {
+  const cases: Array<[string, RunConfig, number | undefined]> = [
+    ['adversarial, 2 vCPUs, bound 1', machine('adversarial', 2, 2, { hotplugs: 0, deviceAccesses: 0 }), 1],
+    ['storm, 1 vCPU and a device access placed anywhere', machine('storm', 1, 2, { hotplugs: 0, deviceAccesses: 1 }), undefined],
+  ];
+  for (const [name, config, bound] of cases) {
+    it(`${name}: sleep sets and the state cache see exactly the traces the unreduced search sees`, () => {
+      // Hashing every cell apart makes the hash's dependency the footprints' own: equal sets, or a trace was lost.
+      const search = (reduction: 'none' | 'sleep-sets', stateCache: boolean) => exploreDfs({
+        config, reduction, stateCache, keepTraceHashes: true, hashChunk: 1, splitDepth: 1, ...(bound === undefined ? {} : { preemptionBound: bound }),
+      });
+      const plain = search('none', false);
+      const reduced = search('sleep-sets', false);
+      const cached = search('sleep-sets', true);
+      expect(plain.stats.complete && reduced.stats.complete && cached.stats.complete).toBe(true);
+      expect(plain.distinctTraces).toBeGreaterThan(1);
+      expect(reduced.traceHashes).toEqual(plain.traceHashes);
+      expect(cached.traceHashes).toEqual(plain.traceHashes);
+      expect(reduced.stats.executions).toBeLessThan(plain.stats.executions);
+      expect(cached.stats.executions).toBeLessThanOrEqual(reduced.stats.executions);
+    });
+  }
+
+  it('finds a zoo bug, and its case replays to the same invariant', () => {
+    const config = machine('storm', 2, 6, { hotplugs: 0, deviceAccesses: 1 }, 'notify-before-bitmap');
+    const r = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 2, mutant: 'notify-before-bitmap' });
+    expect(r.failure?.invariant).toBe('stale-mapping');
+    expect(replayCase(decodeToken(r.failure!.token)).invariant).toBe('stale-mapping');
+  });
+
+  it('three shards add up to the unsharded search, and report its first failure', () => {
+    const config = machine('adversarial', 2, 2, { hotplugs: 0, deviceAccesses: 1 });
+    const whole = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 1, splitDepth: 2, keepTraceHashes: true });
+    const parts = [0, 1, 2].map((index) => exploreDfs({
+      config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 1, splitDepth: 2, keepTraceHashes: true, shard: { index, count: 3 },
+    }));
+    const merged = mergeDfs(parts.map((p) => ({ ...p, traceHashes: p.traceHashes ?? [] })));
+    expect(whole.stats.complete).toBe(true);
+    expect(whole.stats.subtrees).toBeGreaterThan(3);
+    expect(merged.stats.executions).toBe(whole.stats.executions);
+    expect(merged.traceHashes).toEqual(whole.traceHashes);
+    expect(merged.stats.complete).toBe(true);
+
+    const buggy = machine('storm', 2, 6, { hotplugs: 0, deviceAccesses: 1 }, 'notify-before-bitmap');
+    const options = { config: buggy, reduction: 'sleep-sets' as const, stateCache: true, preemptionBound: 2, splitDepth: 2, mutant: 'notify-before-bitmap' };
+    const first = exploreDfs(options).failure!;
+    const found = mergeDfs([0, 1, 2].map((index) => ({ ...exploreDfs({ ...options, shard: { index, count: 3 } }), traceHashes: [] }))).failure!;
+    expect(found.position).toBe(first.position);
+    expect(found.token).toBe(first.token);
+  });
+});
+
+describe('explore --strategy dfs on the command line', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'convsim-dfs-'));
+  const cli = (args: string[]) => spawnSync(process.execPath, [CLI, 'explore', ...args], { cwd, encoding: 'utf8' });
+
+  it('states what it explored, with its counts', () => {
+    const r = cli(['--strategy', 'dfs', '--workload', 'adversarial', '--conversions', '2', '--protocol', 'fixed', '--hotplugs', '0', '--device-accesses', '0',
+      '--preemption-bound', '1', '--threads', '1']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/all \d+ execution\(s\) up to 1 preemption\(s\) \(\d+ distinct trace\(s\), \d+ branch\(es\) pruned as equivalent.*explored: held/);
+  });
+
+  it('refuses options of the other strategies, and DFS options without dfs, in one line', () => {
+    for (const [args, message] of [
+      [['--strategy', 'dfs', '--iterations', '5'], /--iterations is for sampling strategies/],
+      [['--preemption-bound', '2'], /--preemption-bound is an option of the systematic search: add --strategy dfs/],
+      [['--strategy', 'dfs', '--vary'], /explores one machine: drop --vary/],
+      [['--shard', '5/4'], /--shard: "5\/4" must be I\/N with 1 <= I <= N/],
+      [['--time-budget', '0s'], /--time-budget: "0s" must be a duration/],
+      [['--strategy', 'dfs', '--state-cache', 'maybe'], /--state-cache: "maybe" is not one of on, off/],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseExploreOptions([...args]);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, args.join(' ')).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('a time budget ends it cleanly and says the search is incomplete', () => {
+    const started = Date.now();
+    const r = cli(['--strategy', 'dfs', '--protocol', 'fixed', '--time-budget', '1s', '--threads', '1', '--json']);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { verdict: string; stoppedBy: string; executions: number; complete: boolean };
+    expect(out).toMatchObject({ verdict: 'incomplete', stoppedBy: 'time-budget', complete: false });
+    expect(out.executions).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+});
