@@ -4,16 +4,20 @@ import { parseCommandLine } from '../command-line.js';
 import { runBitmapBench } from '../../bench/bitmap.js';
 import { runDeliveriesBench } from '../../bench/deliveries.js';
 import { runExploreBench } from '../../bench/explore.js';
+import { runDfsBench } from '../../bench/dfs.js';
 import { runE2eBench } from '../../bench/e2e.js';
 import { runMailboxBench } from '../../bench/mailbox.js';
 import { renderTree } from '../text-table.js';
 import { UsageError } from '../usage-error.js';
 
-const SUITES = ['bitmap', 'mailbox', 'e2e', 'deliveries', 'explore', 'all'] as const;
+const SUITES = ['bitmap', 'mailbox', 'e2e', 'deliveries', 'explore', 'dfs', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 
 export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
   Measure; ratios are taken side by side in one run, medians of repetitions.
+  dfs: the systematic search on the small machine (60 s per variant: plain
+  bounded DFS, sleep sets, + state cache), a tiny machine all complete, and
+  executions to find each zoo entry by DFS, random and PCT (about 8 minutes).
   Prints readable tables; --json prints one JSON object instead.`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -50,6 +54,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (wanted('explore')) {
     status('explore');
     result['explore'] = await runExploreBench();
+  }
+  if (wanted('dfs')) {
+    status('dfs');
+    result['dfs'] = runDfsBench({ onProgress: (what) => status(`dfs: ${what}`) });
   }
   if (tty) process.stderr.write('\r\x1b[K');
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${renderTree(result).join('\n')}\n`);
