@@ -30,23 +30,39 @@ export interface ConversionBatch {
 /** Bounded ring of recent conversions. */
 export class ConversionLog {
   readonly #capacity: number;
-  readonly #t: Float64Array;
-  readonly #gpa: Float64Array;
-  readonly #size: Float64Array;
-  readonly #flags: Uint8Array;
+  #t: Float64Array;
+  #gpa: Float64Array;
+  #size: Float64Array;
+  #flags: Uint8Array;
   #count = 0;
 
   /** @param capacity entries kept; older ones are overwritten. */
   constructor(capacity = 4096) {
     this.#capacity = capacity;
-    this.#t = new Float64Array(capacity);
-    this.#gpa = new Float64Array(capacity);
-    this.#size = new Float64Array(capacity);
-    this.#flags = new Uint8Array(capacity);
+    // Grown on demand up to the capacity: a short run (an exploration's) allocates little.
+    const initial = Math.min(capacity, 32);
+    this.#t = new Float64Array(initial);
+    this.#gpa = new Float64Array(initial);
+    this.#size = new Float64Array(initial);
+    this.#flags = new Uint8Array(initial);
+  }
+
+  /** Double the arrays (the ring has not wrapped yet: entries keep their index). */
+  #grow(): void {
+    const length = Math.min(this.#capacity, this.#t.length * 2);
+    const grown = <T extends Float64Array | Uint8Array>(old: T, fresh: T): T => {
+      fresh.set(old);
+      return fresh;
+    };
+    this.#t = grown(this.#t, new Float64Array(length));
+    this.#gpa = grown(this.#gpa, new Float64Array(length));
+    this.#size = grown(this.#size, new Float64Array(length));
+    this.#flags = grown(this.#flags, new Uint8Array(length));
   }
 
   /** Record one finished conversion. */
   record(t: number, gpa: number, size: number, toPrivate: boolean, ok: boolean): void {
+    if (this.#count >= this.#t.length && this.#t.length < this.#capacity) this.#grow();
     const i = this.#count++ % this.#capacity;
     this.#t[i] = t;
     this.#gpa[i] = gpa;

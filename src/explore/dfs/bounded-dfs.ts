@@ -111,7 +111,7 @@ interface Node {
   /** The state this node stands at and the thread that led here (for the state cache), when known. */
   readonly stateKey: string | undefined;
   /** The state the chosen step left (from `observe`). */
-  stateAfter: string | undefined;
+  stateAfter: number | string | undefined;
 }
 
 /** A candidate's identity across executions, and its thread for preemption counting. */
@@ -249,7 +249,7 @@ export function boundedDfs<T>(
       return choice;
     }
 
-    observe(footprint: Footprint, state: string): void {
+    observe(footprint: Footprint, state: number | string): void {
       const node = path[this.depth - 1]!;
       node.footprint = footprint;
       node.stateAfter = state;

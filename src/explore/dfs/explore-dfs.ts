@@ -81,7 +81,7 @@ export function exploreDfs(input: DfsInput): DfsResult {
   let failure: DfsFailure | undefined;
   const stats = boundedDfs(
     (strategy) => runDeterministic(config, {
-      strategy, maxSteps: MAX_STEPS, recordTrace: false, stopAtViolation: true, recordChoices: true, footprints: true,
+      strategy, maxSteps: MAX_STEPS, recordTrace: false, stopAtViolation: true, recordChoices: true, footprints: true, stats: false,
       ...(input.hashChunk === undefined ? {} : { partialOrderChunk: input.hashChunk }),
     }),
     {

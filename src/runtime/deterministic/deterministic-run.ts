@@ -43,6 +43,8 @@ export interface DeterministicOptions {
    * `observe` receives it, and the result carries `partialOrderHash`.
    */
   readonly footprints?: boolean;
+  /** Collect each actor's counters at the end (default true; a systematic search does not need them). */
+  readonly stats?: boolean;
   /** Cells per chunk of the partial-order hash (default `CHUNK_CELLS`; 1 = exactly the footprints' dependency). */
   readonly partialOrderChunk?: number;
 }
@@ -218,7 +220,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
     const footprint = recorder!.take(actor, fatal !== undefined);
     footprintOf!.add(footprint, kind, what);
     // The partial-order hash so far names the state: equivalent prefixes leave the same state.
-    options.strategy.observe?.(footprint, footprintOf!.digest());
+    options.strategy.observe?.(footprint, footprintOf!.value());
   };
 
   const hasher = new TraceHasher();
@@ -369,7 +371,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
       vmStopped: kvm.stopReason !== undefined,
       qemuOutcome,
       ...(fatal === undefined ? {} : { fatal: { message: fatal.message, step: fatal.step, injected: config.faults !== undefined } }),
-      stats: actors.map((a) => a.stats()),
+      stats: options.stats === false ? [] : actors.map((a) => a.stats()),
       ...(options.recordTrace ? { foundBy } : {}),
     };
   };

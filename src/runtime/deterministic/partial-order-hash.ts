@@ -25,18 +25,35 @@ function mix(h: number, v: number): number {
 }
 
 export class PartialOrderHasher {
-  readonly #lastOfActor: Array<[number, number]>;
-  readonly #lastWriter = new Map<number, [number, number]>();
+  // Hashes are pairs of 32-bit lanes, kept in parallel structures (no per-step allocation).
+  readonly #actor1: Int32Array;
+  readonly #actor2: Int32Array;
+  readonly #writer1 = new Map<number, number>();
+  readonly #writer2 = new Map<number, number>();
   /** Sum (mod 2^32, order-free) of the readers' hashes since the last write, per chunk. */
-  readonly #readers = new Map<number, [number, number]>();
+  readonly #readers1 = new Map<number, number>();
+  readonly #readers2 = new Map<number, number>();
   readonly #words = new Float64Array(MESSAGE_WORDS);
   readonly #bytes = new Uint32Array(this.#words.buffer);
   readonly #chunk: number;
+  /** Scratch: the step's predecessors (lane 1, lane 2) and chunks touched (key, written). */
+  #pred1: number[] = [];
+  #pred2: number[] = [];
+  #chunks: number[] = [];
 
   /** @param chunk cells per tracked chunk (1: exactly the footprints' dependency; tests use it). */
   constructor(actors: number, chunk = CHUNK_CELLS) {
     this.#chunk = chunk;
-    this.#lastOfActor = Array.from({ length: actors }, (_, a) => [a + 1, ~a]);
+    this.#actor1 = Int32Array.from({ length: actors }, (_, a) => a + 1);
+    this.#actor2 = Int32Array.from({ length: actors }, (_, a) => ~a);
+  }
+
+  #pred(h1: number | undefined, h2: number | undefined): void {
+    if (h1 === undefined || h2 === undefined) return;
+    const p1 = this.#pred1;
+    for (let i = 0; i < p1.length; i++) if (p1[i] === h1 && this.#pred2[i] === h2) return;
+    p1.push(h1);
+    this.#pred2.push(h2);
   }
 
   /** One step: `what` is the message delivered (or what the device or host did). */
@@ -49,56 +66,59 @@ export class PartialOrderHasher {
       h1 = mix(h1, this.#bytes[i]!);
       h2 = mix(h2, this.#bytes[i]! + i);
     }
-    // Predecessors, combined order-free (a sum of distinct hashes).
-    const seen = new Set<number>();
-    let p1 = 0;
-    let p2 = 0;
-    const pred = (h: [number, number] | undefined): void => {
-      if (h === undefined || seen.has(h[0])) return;
-      seen.add(h[0]);
-      p1 = (p1 + h[0]) | 0;
-      p2 = (p2 + h[1]) | 0;
-    };
-    pred(this.#lastOfActor[footprint.actor]);
-    const chunks: number[] = [];
+    this.#pred1.length = 0;
+    this.#pred2.length = 0;
+    const chunks = this.#chunks;
+    chunks.length = 0;
+    this.#pred(this.#actor1[footprint.actor], this.#actor2[footprint.actor]);
     const a = footprint.accesses;
     for (let i = 0; i < a.length; i += 4) {
       for (let c = Math.floor(a[i + 1]! / this.#chunk); c <= Math.floor(a[i + 2]! / this.#chunk); c++) {
         const key = a[i]! * 2 ** 32 + c;
-        pred(this.#lastWriter.get(key));
-        if (a[i + 3] === 1) {
-          pred(this.#readers.get(key));
-          chunks.push(key, 1);
-        } else {
-          chunks.push(key, 0);
-        }
+        this.#pred(this.#writer1.get(key), this.#writer2.get(key));
+        if (a[i + 3] === 1) this.#pred(this.#readers1.get(key), this.#readers2.get(key));
+        chunks.push(key, a[i + 3]!);
       }
     }
-    if (footprint.global) for (const h of this.#lastOfActor) pred(h);
-    h1 = mix(mix(h1, p1), p2) >>> 0;
-    h2 = mix(mix(h2, p2), p1) >>> 0;
-    const mine: [number, number] = [h1, h2];
-    this.#lastOfActor[footprint.actor] = mine;
+    if (footprint.global) for (let x = 0; x < this.#actor1.length; x++) this.#pred(this.#actor1[x], this.#actor2[x]);
+    // Predecessors combined order-free: a sum of distinct hashes.
+    let p1 = 0;
+    let p2 = 0;
+    for (let i = 0; i < this.#pred1.length; i++) {
+      p1 = (p1 + this.#pred1[i]!) | 0;
+      p2 = (p2 + this.#pred2[i]!) | 0;
+    }
+    h1 = mix(mix(h1, p1), p2) | 0;
+    h2 = mix(mix(h2, p2), p1) | 0;
+    this.#actor1[footprint.actor] = h1;
+    this.#actor2[footprint.actor] = h2;
     for (let i = 0; i < chunks.length; i += 2) {
       const key = chunks[i]!;
       if (chunks[i + 1] === 1) {
-        this.#lastWriter.set(key, mine);
-        this.#readers.delete(key);
+        this.#writer1.set(key, h1);
+        this.#writer2.set(key, h2);
+        this.#readers1.delete(key);
+        this.#readers2.delete(key);
       } else {
-        const r = this.#readers.get(key) ?? [0, 0];
-        this.#readers.set(key, [(r[0] + h1) | 0, (r[1] + h2) | 0]);
+        this.#readers1.set(key, ((this.#readers1.get(key) ?? 0) + h1) | 0);
+        this.#readers2.set(key, ((this.#readers2.get(key) ?? 0) + h2) | 0);
       }
     }
   }
 
-  /** 14 hex digits. */
-  digest(): string {
+  /** The hash as a 53-bit integer (no allocation: the state key of a systematic search, at every step). */
+  value(): number {
     let h1 = 0x1b873593;
     let h2 = 0xcc9e2d51;
-    for (const [a, b] of this.#lastOfActor) {
-      h1 = mix(h1, a);
-      h2 = mix(h2, b);
+    for (let x = 0; x < this.#actor1.length; x++) {
+      h1 = mix(h1, this.#actor1[x]!);
+      h2 = mix(h2, this.#actor2[x]!);
     }
-    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, '0');
+    return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+  }
+
+  /** 14 hex digits. */
+  digest(): string {
+    return this.value().toString(16).padStart(14, '0');
   }
 }

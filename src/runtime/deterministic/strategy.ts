@@ -28,10 +28,10 @@ export interface Strategy {
   choose(candidates: readonly Candidate[], step: number): number;
   /**
    * With `footprints` on, after every step: what the step touched, and a
-   * name of the state it left (equal for prefixes that differ only in the
-   * order of independent steps, so equal names mean equal states).
+   * name of the state it left (a 53-bit hash, equal for prefixes that differ
+   * only in the order of independent steps, so equal names mean equal states).
    */
-  observe?(footprint: Footprint, state: string): void;
+  observe?(footprint: Footprint, state: number | string): void;
 }
 
 /** Sampling strategies (one seeded schedule per iteration). `dfs` (systematic) is in explore/dfs. */
