@@ -141,7 +141,7 @@ describe('convsim explore / replay / shrink / mutants (built CLI)', () => {
   });
 
   const bad: string[][] = [
-    ['explore', '--strategy', 'dfs'],
+    ['explore', '--strategy', 'bfs'],
     ['explore', '--iterations', '0'],
     ['explore', '--mutant', 'no-such-bug'],
     ['explore', '--workload', 'nope'],
