@@ -60,8 +60,9 @@ export default defineConfig({
         extends: true,
         // Everything else: two files at a time (vitest's default in `run` mode is one worker per
         // core minus one, i.e. a single worker on this 2-core machine, which left a core idle
-        // while one file waited on its CLI child processes).
-        test: { name: 'parallel', include: ['test/**/*.test.ts'], exclude: TIMED, maxWorkers: 2, sequence: { groupOrder: 0 } },
+        // while one file waited on its CLI child processes). Worker threads rather than forked
+        // processes: quicker to start per file (26 unit and property files: 22 s instead of 28-33 s).
+        test: { name: 'parallel', include: ['test/**/*.test.ts'], exclude: TIMED, pool: 'threads', maxWorkers: 2, sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
