@@ -31,6 +31,7 @@ const SLOWEST_FIRST = [
   'test/explore/cli.test.ts',
   'test/cli-first-contact.test.ts',
   'test/explore/verify.test.ts',
+  'test/explore/shard-examples.test.ts',
   'test/explore/interrupt.test.ts',
   'test/property/rba-rollback.property.test.ts',
   'test/explore/protocol-policies.test.ts',
