@@ -62,12 +62,14 @@ export class FootprintRecorder implements SharedAccessRecorder {
   note(id: number, write: boolean, first: number, last: number): void {
     const a = this.#accesses;
     const w = write ? 1 : 0;
-    // Loops over consecutive cells (a pin per block, a word per store) merge into one range.
-    const n = a.length;
-    if (n > 0 && a[n - 4] === id && a[n - 1] === w && first <= a[n - 2]! + 1 && last >= a[n - 3]! - 1) {
-      a[n - 3] = Math.min(a[n - 3]!, first);
-      a[n - 2] = Math.max(a[n - 2]!, last);
-      return;
+    // Loops over consecutive cells merge into one range: a pin per block, a word per store, and
+    // loops that read then write each cell (an unpin), whose two ranges grow side by side.
+    for (let n = a.length; n > 0 && n >= a.length - 4; n -= 4) {
+      if (a[n - 4] === id && a[n - 1] === w && first <= a[n - 2]! + 1 && last >= a[n - 3]! - 1) {
+        a[n - 3] = Math.min(a[n - 3]!, first);
+        a[n - 2] = Math.max(a[n - 2]!, last);
+        return;
+      }
     }
     a.push(id, first, last, w);
   }

@@ -28,11 +28,15 @@ export class PartialOrderHasher {
   // Hashes are pairs of 32-bit lanes, kept in parallel structures (no per-step allocation).
   readonly #actor1: Int32Array;
   readonly #actor2: Int32Array;
-  readonly #writer1 = new Map<number, number>();
-  readonly #writer2 = new Map<number, number>();
-  /** Sum (mod 2^32, order-free) of the readers' hashes since the last write, per chunk. */
-  readonly #readers1 = new Map<number, number>();
-  readonly #readers2 = new Map<number, number>();
+  /** Chunk key -> slot in the arrays below (one Map lookup per chunk touched). */
+  readonly #slots = new Map<number, number>();
+  /** Per slot: the last writer's hash (0 lanes and `#written` 0: none yet). */
+  #writer1 = new Int32Array(64);
+  #writer2 = new Int32Array(64);
+  #written = new Uint8Array(64);
+  /** Per slot: the sum (mod 2^32, order-free) of the readers' hashes since the last write. */
+  #readers1 = new Int32Array(64);
+  #readers2 = new Int32Array(64);
   readonly #words = new Float64Array(MESSAGE_WORDS);
   readonly #bytes = new Uint32Array(this.#words.buffer);
   readonly #chunk: number;
@@ -46,6 +50,27 @@ export class PartialOrderHasher {
     this.#chunk = chunk;
     this.#actor1 = Int32Array.from({ length: actors }, (_, a) => a + 1);
     this.#actor2 = Int32Array.from({ length: actors }, (_, a) => ~a);
+  }
+
+  #slot(key: number): number {
+    let slot = this.#slots.get(key);
+    if (slot === undefined) {
+      slot = this.#slots.size;
+      this.#slots.set(key, slot);
+      if (slot === this.#written.length) {
+        const grow = <T extends Int32Array | Uint8Array>(old: T, fresh: T): T => {
+          fresh.set(old);
+          return fresh;
+        };
+        const n = slot * 2;
+        this.#writer1 = grow(this.#writer1, new Int32Array(n));
+        this.#writer2 = grow(this.#writer2, new Int32Array(n));
+        this.#written = grow(this.#written, new Uint8Array(n));
+        this.#readers1 = grow(this.#readers1, new Int32Array(n));
+        this.#readers2 = grow(this.#readers2, new Int32Array(n));
+      }
+    }
+    return slot;
   }
 
   #pred(h1: number | undefined, h2: number | undefined): void {
@@ -74,10 +99,12 @@ export class PartialOrderHasher {
     const a = footprint.accesses;
     for (let i = 0; i < a.length; i += 4) {
       for (let c = Math.floor(a[i + 1]! / this.#chunk); c <= Math.floor(a[i + 2]! / this.#chunk); c++) {
-        const key = a[i]! * 2 ** 32 + c;
-        this.#pred(this.#writer1.get(key), this.#writer2.get(key));
-        if (a[i + 3] === 1) this.#pred(this.#readers1.get(key), this.#readers2.get(key));
-        chunks.push(key, a[i + 3]!);
+        // Small integer keys (V8 Smis hash fast): the chunk, then the buffer id (fewer than 64 buffers).
+        const slot = this.#slot(c * 64 + a[i]!);
+        if (this.#written[slot] === 1) this.#pred(this.#writer1[slot], this.#writer2[slot]);
+        // A write follows every read since the last write (their sum stands for them all; 0 when none).
+        if (a[i + 3] === 1 && (this.#readers1[slot] !== 0 || this.#readers2[slot] !== 0)) this.#pred(this.#readers1[slot], this.#readers2[slot]);
+        chunks.push(slot, a[i + 3]!);
       }
     }
     if (footprint.global) for (let x = 0; x < this.#actor1.length; x++) this.#pred(this.#actor1[x], this.#actor2[x]);
@@ -93,15 +120,16 @@ export class PartialOrderHasher {
     this.#actor1[footprint.actor] = h1;
     this.#actor2[footprint.actor] = h2;
     for (let i = 0; i < chunks.length; i += 2) {
-      const key = chunks[i]!;
+      const slot = chunks[i]!;
       if (chunks[i + 1] === 1) {
-        this.#writer1.set(key, h1);
-        this.#writer2.set(key, h2);
-        this.#readers1.delete(key);
-        this.#readers2.delete(key);
+        this.#writer1[slot] = h1;
+        this.#writer2[slot] = h2;
+        this.#written[slot] = 1;
+        this.#readers1[slot] = 0;
+        this.#readers2[slot] = 0;
       } else {
-        this.#readers1.set(key, ((this.#readers1.get(key) ?? 0) + h1) | 0);
-        this.#readers2.set(key, ((this.#readers2.get(key) ?? 0) + h2) | 0);
+        this.#readers1[slot] = (this.#readers1[slot]! + h1) | 0;
+        this.#readers2[slot] = (this.#readers2[slot]! + h2) | 0;
       }
     }
   }
