@@ -232,7 +232,8 @@ export function boundedDfs<T>(
           return -1;
         }
       }
-      if (stateKey !== undefined && (explored.get(stateKey) ?? -1) >= bound - preemptions) {
+      // Only inside a subtree, where the cache is kept: above the split every shard must walk the same nodes.
+      if (stateKey !== undefined && branchingAbove >= splitDepth && (explored.get(stateKey) ?? -1) >= bound - preemptions) {
         // Every continuation from this state, with this many preemptions to spare, is covered already.
         this.abandoned = 'explored';
         return -1;
