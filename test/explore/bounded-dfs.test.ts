@@ -166,14 +166,25 @@ describe('bounded DFS on hand-made programs', () => {
     expect(withCache).toBeLessThan(without);
   });
 
-  it('shards cover the tree exactly once: N shards add up to the whole', () => {
+  it('random programs: shards add up to the unsharded search, state cache and bound included', () => {
+    const opArb = fc.record({ kind: fc.constantFrom<Op['kind']>('read', 'write', 'add'), v: fc.integer({ min: 0, max: 2 }) });
+    fc.assert(fc.property(fc.array(fc.array(opArb, { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 3 }), fc.integer({ min: 0, max: 2 }),
+      fc.integer({ min: 1, max: 2 }), fc.integer({ min: 2, max: 3 }), (program, bound, splitDepth, count) => {
+        const whole = dfs(program, 'sleep-sets', bound, undefined, splitDepth, true);
+        const parts = Array.from({ length: count }, (_, index) => dfs(program, 'sleep-sets', bound, { index, count }, splitDepth, true));
+        expect(parts.reduce((n, p) => n + p.stats.executions, 0)).toBe(whole.stats.executions);
+        expect(new Set(parts.flatMap((p) => [...p.states]))).toEqual(whole.states);
+      }), { numRuns: 150, seed: 7 });
+  });
+
+  it('shards cover the tree exactly once: N shards add up to the whole (with the state cache too)', () => {
     const program = PROGRAMS['mixed']!;
     for (const reduction of ['none', 'sleep-sets'] as const) {
-      const whole = dfs(program, reduction, undefined, undefined, 2);
+      const whole = dfs(program, reduction, undefined, undefined, 2, reduction === 'sleep-sets');
       let executions = 0;
       const states = new Set<string>();
       for (let index = 0; index < 3; index++) {
-        const part = dfs(program, reduction, undefined, { index, count: 3 }, 2);
+        const part = dfs(program, reduction, undefined, { index, count: 3 }, 2, reduction === 'sleep-sets');
         executions += part.stats.executions;
         for (const s of part.states) states.add(s);
         expect(part.stats.subtrees).toBe(whole.stats.subtrees);
