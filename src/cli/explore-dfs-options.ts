@@ -3,7 +3,7 @@
  * --strategy dfs`) and the small machine it explores by default.
  */
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
-import { REDUCTIONS, type Reduction } from '../explore/dfs/bounded-dfs.js';
+import { DEFAULT_SPLIT_DEPTH, REDUCTIONS, type Reduction } from '../explore/dfs/bounded-dfs.js';
 import type { MachineChoice } from '../explore/machine.js';
 import { MiB } from '../core/units.js';
 import { parseChoice, parseCount } from './option-values.js';
@@ -36,7 +36,6 @@ export const DFS_GUEST_MEM = 16 * MiB;
 /** The small machine's conversions: 3 per vCPU. */
 export const DFS_CONVERSIONS = 6;
 export const DEFAULT_PREEMPTION_BOUND = 2;
-export const DEFAULT_SPLIT_DEPTH = 6;
 
 export const DFS_HELP = `  --preemption-bound K preemptions per execution (default ${DEFAULT_PREEMPTION_BOUND}; none = unbounded). A preemption
                        is a choice of another actor while the one that just ran still has a

@@ -16,20 +16,14 @@ import { shardLabel } from '../../explore/shard.js';
 import type { DfsOptionValues } from '../explore-dfs-options.js';
 import { OpenProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS } from '../usage-error.js';
-import { shrinkReport, shrinkSummary, type ShrinkReport } from './shrink.js';
-import type { ExploreOptions } from './explore.js';
+import { shrinkReport, shrinkSummary, shrinkWithProgress, unshrunkReport, type ShrinkReport } from './shrink.js';
+import type { ExploreOptions, FailureReport } from './explore.js';
 
-/** A failure of the search, shrunk, with where its tokens were written. */
-export interface DfsFailureReport extends ShrinkReport {
+/** A failure of the search, shrunk, with where its tokens were written: as sampling's, placed in the search order instead of by seed. */
+export interface DfsFailureReport extends Omit<FailureReport, 'seed' | 'iteration'> {
   /** Its place in the unsharded search order (smaller: found first). */
   readonly position: number;
   readonly preemptions: number;
-  readonly originalReplay: string;
-  readonly originalTraceHash: string;
-  readonly originalSteps: number;
-  readonly originalMessage: string;
-  readonly tokenFile: string;
-  readonly originalTokenFile: string;
 }
 
 /** The machine of a systematic search: the explore case's, with every device access and hot-plug placed by the schedule. */
@@ -90,13 +84,9 @@ function reportDfsFailure(found: DfsFailure, mutant: string | undefined, announc
   announce?.(`found ${found.invariant}; unshrunk token written to ${originalTokenFile}; shrinking (Ctrl-C keeps it): ${found.token}`);
   const c = found.case;
   const shrunk: ShrinkReport = found.invariant === 'deadlock'
-    ? {
-      invariant: found.invariant, message: found.message, replay: found.token, traceHash: found.traceHash, steps: found.steps,
-      story: ['(a deadlock is not shrunk: replay the token for its full story)'], storySteps: 0, attempts: 0,
-      original: { replay: found.token, conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: c.deviations?.length ?? 0 },
-      shrunk: { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: c.deviations?.length ?? 0 },
-    }
-    : shrinkReport(c);
+    ? unshrunkReport(c, found, c.deviations?.length ?? 0)
+    // Progress while shrinking, as sampling's explore shows it (not with --json).
+    : shrinkReport(c, shrinkWithProgress(c, announce !== undefined));
   writeFileSync(tokenFile, `${shrunk.replay}\n`);
   return {
     ...shrunk, position: found.position, preemptions: found.preemptions, originalReplay: found.token, originalTraceHash: found.traceHash,

@@ -25,7 +25,7 @@ import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
 import { parseChoice, parseCount } from '../option-values.js';
 import { ProgressLine } from '../progress.js';
 import { EXIT_OK, EXIT_VIOLATIONS, UsageError } from '../usage-error.js';
-import { shrinkReport, shrinkSummary, shrinkWithProgress, type ShrinkReport } from './shrink.js';
+import { shrinkReport, shrinkSummary, shrinkWithProgress, unshrunkReport, type ShrinkReport } from './shrink.js';
 import { PLATFORMS, type Platform } from '../../actors/vcpu/conversion-exits.js';
 import type { ProtocolPolicy } from '../../core/protocol-policy.js';
 import { parseDuration, parseShard } from '../option-values.js';
@@ -286,12 +286,7 @@ function reportFailure(found: IterationResult, input: ExploreInput, firstSeed: n
   let shrunk: ShrinkReport;
   if (found.invariant === 'deadlock') {
     // Shrinking needs an invariant that fails; a deadlock is reported as found.
-    shrunk = {
-      invariant, message: found.message ?? '', replay: original, traceHash: found.traceHash, steps: found.steps,
-      story: [`(a ${invariant} is not shrunk: replay the token for its full story)`], storySteps: 0, attempts: 0,
-      original: { replay: original, conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: null },
-      shrunk: { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length, deviations: 0 },
-    };
+    shrunk = unshrunkReport(c, { invariant, message: found.message ?? '', token: original, traceHash: found.traceHash, steps: found.steps }, null);
   } else {
     // Progress while shrinking where the rest of explore shows progress (not with --json).
     shrunk = shrinkReport(c, shrinkWithProgress(c, announce !== undefined));

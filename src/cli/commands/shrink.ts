@@ -53,6 +53,20 @@ export function storySteps(lines: readonly string[]): number {
 }
 
 /** Shrink, and describe the result as `convsim shrink` and `convsim explore` print it. */
+/**
+ * A failure reported as found, not shrunk (a deadlock: shrinking needs an
+ * invariant that fails); its story is to be had by replaying the token.
+ */
+export function unshrunkReport(c: ExploreCase, found: { readonly invariant: string; readonly message: string; readonly token: string; readonly traceHash: string; readonly steps: number },
+  deviations: number | null): ShrinkReport {
+  const size = { conversions: c.config.conversions, vcpus: c.config.vcpus, containers: c.config.containers.length };
+  return {
+    invariant: found.invariant, message: found.message, replay: found.token, traceHash: found.traceHash, steps: found.steps,
+    story: [`(a ${found.invariant} is not shrunk: replay the token for its full story)`], storySteps: 0, attempts: 0,
+    original: { replay: found.token, ...size, deviations }, shrunk: { ...size, deviations: deviations ?? 0 },
+  };
+}
+
 export function shrinkReport(c: ExploreCase, shrunk: ShrinkResult = shrinkCase(c)): ShrinkReport {
   const lines = story(shrunk.result);
   return {

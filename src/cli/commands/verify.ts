@@ -26,11 +26,12 @@ import { checkWritable } from '../check-writable.js';
 import { parseCommandLine } from '../command-line.js';
 import { FAILURE_DIR } from '../failure-tokens.js';
 import { parseChoice, parseCount, parseDuration, parseShard } from '../option-values.js';
-import { DFS_OPTIONS, parseDfsOptions, rejectDfsOnly, type DfsOptionValues } from '../explore-dfs-options.js';
+import {
+  DFS_CONVERSIONS, DFS_GUEST_MEM, DFS_OPTIONS, dfsMachine, parseDfsOptions, rejectDfsOnly, type DfsOptionValues,
+} from '../explore-dfs-options.js';
 import { shardSeeds, type Shard } from '../../explore/shard.js';
 import { runDfs } from '../../explore/dfs/dfs-pool.js';
 import { exploreConfig } from '../../explore/explore-case.js';
-import { DFS_CONVERSIONS, DFS_GUEST_MEM, dfsMachine } from '../explore-dfs-options.js';
 import { KVM_X86_MAX_MEMSLOTS } from '../../core/vfio/dma-mapping-estimate.js';
 import { ProgressLine } from '../progress.js';
 import { showValue } from '../show-value.js';

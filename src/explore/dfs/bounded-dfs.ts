@@ -29,6 +29,8 @@ import type { Candidate, Strategy } from '../../runtime/deterministic/strategy.j
 import { independent, type Footprint } from '../../runtime/deterministic/footprint.js';
 
 export type Reduction = 'sleep-sets' | 'none';
+/** Branching nodes above the subtrees that shards share out. */
+export const DEFAULT_SPLIT_DEPTH = 6;
 export const REDUCTIONS: readonly Reduction[] = ['sleep-sets', 'none'];
 
 export interface DfsOptions {
@@ -37,7 +39,7 @@ export interface DfsOptions {
   readonly reduction: Reduction;
   /** Shard `index` of `count` (default: the whole tree). */
   readonly shard?: { readonly index: number; readonly count: number };
-  /** Branching nodes above the subtrees that shards share out (default 6). */
+  /** Branching nodes above the subtrees that shards share out (default {@link DEFAULT_SPLIT_DEPTH}). */
   readonly splitDepth?: number;
   /**
    * Stateful search: a node whose state (named by the program, see
@@ -137,7 +139,7 @@ export function boundedDfs<T>(
   const sleepSets = options.reduction === 'sleep-sets';
   const shardIndex = options.shard?.index ?? 0;
   const shardCount = options.shard?.count ?? 1;
-  const splitDepth = options.splitDepth ?? 6;
+  const splitDepth = options.splitDepth ?? DEFAULT_SPLIT_DEPTH;
   const path: Node[] = [];
   let executions = 0;
   let sleepBlocked = 0;

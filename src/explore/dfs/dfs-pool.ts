@@ -7,20 +7,12 @@
  * @module
  */
 import { Piscina } from 'piscina';
-import type { RunConfig } from '../../actors/run-config.js';
 import type { Shard } from '../shard.js';
-import type { Reduction } from './bounded-dfs.js';
 import { CONTROL_PROGRESS, CONTROL_STOP, dfsControl, dfsTaskFile, type DfsTaskInput } from './dfs-task.js';
-import type { DfsResult } from './explore-dfs.js';
+import type { DfsResult, DfsSearch } from './explore-dfs.js';
 import { mergeDfs, type MergedDfs } from './merge-dfs.js';
 
-export interface DfsRunOptions {
-  readonly config: RunConfig;
-  readonly mutant?: string;
-  readonly preemptionBound?: number;
-  readonly reduction: Reduction;
-  readonly splitDepth: number;
-  readonly stateCache: boolean;
+export interface DfsRunOptions extends DfsSearch {
   /** The user's shard (default: all). */
   readonly shard?: Shard;
   readonly threads: number;
@@ -62,13 +54,9 @@ export async function runDfs(options: DfsRunOptions): Promise<DfsRun> {
   }, 250);
   const pool = new Piscina<DfsTaskInput, DfsResult>({ filename: dfsTaskFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
   try {
+    const { shard: _shard, threads: _threads, timeBudgetMs: _budget, signal: _signal, onProgress: _progress, ...search } = options;
     const parts = await Promise.all(Array.from({ length: threads }, (_, t) => pool.run({
-      config: options.config,
-      ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
-      ...(options.preemptionBound === undefined ? {} : { preemptionBound: options.preemptionBound }),
-      reduction: options.reduction,
-      splitDepth: options.splitDepth,
-      stateCache: options.stateCache,
+      ...search,
       // The user's shard i of N, dealt once more to T threads: i + N t of N T.
       shard: { index: user.index + user.count * t, count: user.count * threads },
       control,

@@ -11,10 +11,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunConfig } from '../../actors/run-config.js';
 import { packageRoot } from '../../workers/worker-url.js';
-import type { Reduction } from './bounded-dfs.js';
-import { exploreDfs, type DfsResult } from './explore-dfs.js';
+import { exploreDfs, type DfsResult, type DfsSearch } from './explore-dfs.js';
 
 /** Control array cells (Int32). */
 export const CONTROL_STOP = 0;
@@ -23,13 +21,7 @@ export const CONTROL_STOP_AT = 1;
 export const CONTROL_PROGRESS = 2;
 export const NO_FAILURE_POSITION = 0x7fffffff;
 
-export interface DfsTaskInput {
-  readonly config: RunConfig;
-  readonly mutant?: string;
-  readonly preemptionBound?: number;
-  readonly reduction: Reduction;
-  readonly splitDepth: number;
-  readonly stateCache: boolean;
+export interface DfsTaskInput extends DfsSearch {
   readonly shard: { readonly index: number; readonly count: number };
   /** Int32 cells, see CONTROL_*. */
   readonly control: SharedArrayBuffer;
@@ -55,15 +47,10 @@ function lowerStopAt(control: Int32Array, position: number): void {
 export default function runDfsTask(input: DfsTaskInput): DfsResult {
   const control = new Int32Array(input.control);
   const cell = CONTROL_PROGRESS + 2 * input.slot;
+  const { control: _control, slot: _slot, ...search } = input;
   const result = exploreDfs({
-    config: input.config,
-    reduction: input.reduction,
-    splitDepth: input.splitDepth,
-    stateCache: input.stateCache,
-    shard: input.shard,
+    ...search,
     keepTraceHashes: true,
-    ...(input.preemptionBound === undefined ? {} : { preemptionBound: input.preemptionBound }),
-    ...(input.mutant === undefined ? {} : { mutant: input.mutant }),
     // A failure another thread found earlier in the order makes the rest of this shard moot.
     shouldStop: (next) => Atomics.load(control, CONTROL_STOP) !== 0 || next > Atomics.load(control, CONTROL_STOP_AT),
     onExecution: (executions, distinct) => {

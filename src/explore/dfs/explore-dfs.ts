@@ -6,36 +6,27 @@
  * hash counts the distinct traces. A failing execution becomes a replay
  * case (its choices as deviations), shrunk and replayed like any other.
  */
-import type { RunConfig, ScheduledEvents } from '../../actors/run-config.js';
-import { hotplugsDevices } from '../../actors/run-config.js';
+import type { RunConfig } from '../../actors/run-config.js';
 import { runDeterministic } from '../../runtime/deterministic/deterministic-run.js';
 import { firstFailure } from '../failure.js';
 import { encodeToken, MAX_STEPS, type ExploreCase } from '../explore-case.js';
 import { boundedDfs, type DfsStats, type Reduction } from './bounded-dfs.js';
 
-/** Device accesses each device makes on its own, by default, in a systematic search. */
-export const DEFAULT_DFS_DEVICE_ACCESSES = 1;
-
-/**
- * The scheduled events of a DFS machine: one hot-plug when the machine
- * hot-plugs (`--hotplug` or the hotplug workload), and `deviceAccesses`
- * accesses per device, each placed by the search.
- */
-export function dfsScheduledEvents(config: RunConfig, deviceAccesses = DEFAULT_DFS_DEVICE_ACCESSES): ScheduledEvents {
-  return { hotplugs: hotplugsDevices(config) ? 1 : 0, deviceAccesses };
-}
-
-export interface DfsInput {
+/** What a search explores and how: the same for one search, its pool threads and its shards. */
+export interface DfsSearch {
   /** The machine, with `scheduledEvents` set (a DFS needs every action placed by the schedule). */
   readonly config: RunConfig;
+  /** The bug-zoo entry, for the case. */
+  readonly mutant?: string;
   readonly preemptionBound?: number;
   readonly reduction: Reduction;
-  readonly shard?: { readonly index: number; readonly count: number };
   readonly splitDepth?: number;
   /** Stateful search (see `DfsOptions.stateCache`): states are named by the partial-order hash of the prefix. */
   readonly stateCache?: boolean;
-  /** The bug-zoo entry, for the case. */
-  readonly mutant?: string;
+}
+
+export interface DfsInput extends DfsSearch {
+  readonly shard?: { readonly index: number; readonly count: number };
   /** Checked before each execution (see `DfsOptions.shouldStop`): true stops the search. */
   readonly shouldStop?: (nextPosition: number) => boolean;
   /** Called after every execution (progress). */
