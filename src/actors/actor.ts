@@ -20,6 +20,16 @@ export interface ActorContext {
   random(): number;
   /** A line for the run's trace/log. */
   trace(text: string): void;
+  /**
+   * `fn`, to be called later on behalf of the QEMU thread this delivery
+   * runs for: work an actor defers (a conversion waiting for admission, a
+   * state change waiting for the lock) resumes on the thread that asked
+   * for it, as a vCPU blocked on the BQL resumes on its own thread, not on
+   * the thread that released the lock. Messages sent inside `fn` belong to
+   * that thread. The deterministic runtime counts a systematic search's
+   * preemptions by these threads; on worker threads it is `fn` itself.
+   */
+  bind<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
 }
 
 /** One actor's behaviour: handles one message at a time. */

@@ -3,7 +3,7 @@
  * --strategy dfs`) and the small machine it explores by default.
  */
 import { autoDmaEntryLimit } from '../actors/device-realize.js';
-import { DEFAULT_SPLIT_DEPTH, REDUCTIONS, type Reduction } from '../explore/dfs/bounded-dfs.js';
+import { DEFAULT_SPLIT_DEPTH, PREEMPTION_UNITS, REDUCTIONS, type PreemptionUnit, type Reduction } from '../explore/dfs/bounded-dfs.js';
 import type { MachineChoice } from '../explore/machine.js';
 import { MiB } from '../core/units.js';
 import { parseChoice, parseCount } from './option-values.js';
@@ -12,6 +12,7 @@ import { UsageError } from './usage-error.js';
 /** `util.parseArgs` definitions. */
 export const DFS_OPTIONS = {
   'preemption-bound': { type: 'string' },
+  'preemption-unit': { type: 'string' },
   por: { type: 'string' },
   'device-accesses': { type: 'string' },
   hotplugs: { type: 'string' },
@@ -24,6 +25,7 @@ export type DfsOptionNames = keyof typeof DFS_OPTIONS;
 export interface DfsOptionValues {
   /** Undefined: unbounded. */
   readonly preemptionBound: number | undefined;
+  readonly preemptionUnit: PreemptionUnit;
   readonly reduction: Reduction;
   readonly deviceAccesses: number;
   readonly hotplugs: number;
@@ -38,8 +40,12 @@ export const DFS_CONVERSIONS = 6;
 export const DEFAULT_PREEMPTION_BOUND = 2;
 
 export const DFS_HELP = `  --preemption-bound K preemptions per execution (default ${DEFAULT_PREEMPTION_BOUND}; none = unbounded). A preemption
-                       is a choice of another actor while the one that just ran still has a
-                       message waiting (CHESS's context bounding); devices and the host never do
+                       is a choice of another thread while the one that just ran still has a
+                       step waiting (CHESS's context bounding); a device never does
+  --preemption-unit U  ${PREEMPTION_UNITS.join('|')} (default thread): a thread is the QEMU thread a step
+                       runs for (a conversion's every message is its vCPU's, a hot-plug's the
+                       main loop's); actor counts by receiving actor, which leaves nearly
+                       every choice free
   --por R              ${REDUCTIONS.join('|')} (default sleep-sets): partial-order reduction; steps
                        of different actors touching disjoint shared memory commute
   --device-accesses N  DMA accesses each device makes on its own, each placed anywhere (default 1)
@@ -63,6 +69,7 @@ export function parseDfsOptions(values: { readonly [K in DfsOptionNames]?: strin
   const bound = values['preemption-bound'];
   return {
     preemptionBound: bound === 'none' ? undefined : bound === undefined ? DEFAULT_PREEMPTION_BOUND : parseCount('preemption-bound', bound, 0, 64),
+    preemptionUnit: values['preemption-unit'] === undefined ? 'thread' : parseChoice('preemption-unit', values['preemption-unit'], PREEMPTION_UNITS),
     reduction: values.por === undefined ? 'sleep-sets' : parseChoice('por', values.por, REDUCTIONS),
     deviceAccesses: values['device-accesses'] === undefined ? 1 : parseCount('device-accesses', values['device-accesses'], 0, 64),
     hotplugs: values.hotplugs === undefined ? 1 : parseCount('hotplugs', values.hotplugs, 0, 64),

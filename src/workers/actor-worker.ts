@@ -148,6 +148,8 @@ class ActorHost {
         trace.push(text);
         if (trace.length > 100) trace.shift();
       },
+      // Each actor is one worker thread: which QEMU thread deferred work stands for is the deterministic runtime's concern.
+      bind: (fn) => fn,
     };
     return threadId;
   }

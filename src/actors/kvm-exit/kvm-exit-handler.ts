@@ -121,10 +121,11 @@ export class KvmExitHandler implements ActorLogic {
         return;
       case 'exit': {
         const received = ctx.now();
-        this.#admission.admit((done) => {
+        // A conversion admitted later (when another ends) runs on its own vCPU's thread.
+        this.#admission.admit(ctx.bind((done: () => void) => {
           this.#profile.record('queue', message.size, ctx.now() - received);
           this.#convert(message, ctx, done);
-        });
+        }));
         return;
       }
       case 'stateChangeDone':
@@ -250,7 +251,7 @@ export class KvmExitHandler implements ActorLogic {
     }
     this.#checking = true;
     this.#admission.pause();
-    this.#admission.whenIdle(() => {
+    this.#admission.whenIdle(ctx.bind(() => {
       this.#counters.quiescentChecks++;
       let found = 0;
       if (this.#stopReason === undefined) {
@@ -273,7 +274,7 @@ export class KvmExitHandler implements ActorLogic {
         });
         ctx.send(actor, { type: 'check', from: ctx.self, tag });
       }
-    });
+    }));
   }
 
   profile(): PhaseHistograms {

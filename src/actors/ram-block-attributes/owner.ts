@@ -64,6 +64,8 @@ interface Job {
   readonly reply: 'stateChangeDone' | 'registerDone';
   /** State changes: the actor of the vCPU whose thread converts (makes the bitmap steps). */
   readonly vcpu: number;
+  /** A deferred job: starts it again, on the thread that asked for it (see `ActorContext.bind`). */
+  retry?: () => void;
 }
 
 export class RamBlockAttributesOwner implements ActorLogic {
@@ -178,6 +180,8 @@ export class RamBlockAttributesOwner implements ActorLogic {
     const queued = this.#deferred.some((d) => d.reply === job.reply || this.#excludes(job.reply, d.reply));
     if (conflict || queued) {
       this.#counters.deferred++;
+      // The job waits as its thread would for the lock, and goes on on that thread.
+      job.retry = ctx.bind(() => this.#start(job, ctx));
       this.#deferred.push(job);
       return;
     }
@@ -194,7 +198,7 @@ export class RamBlockAttributesOwner implements ActorLogic {
       this.#profile.record('state-change-in-owner', job.size, ctx.now() - job.startedAt);
     }
     const ready = this.#deferred.splice(0);
-    for (const next of ready) this.#start(next, ctx);
+    for (const next of ready) next.retry!();
   }
 
   /** Step a generator: send its next listener call, or its result. */

@@ -107,6 +107,7 @@ export async function exploreSystematic(o: ExploreOptions, dfs: DfsOptionValues)
       config,
       ...(o.mutant === undefined ? {} : { mutant: o.mutant }),
       ...(dfs.preemptionBound === undefined ? {} : { preemptionBound: dfs.preemptionBound }),
+      preemptionUnit: dfs.preemptionUnit,
       reduction: dfs.reduction,
       splitDepth: dfs.splitDepth,
       stateCache: dfs.stateCache,
@@ -139,6 +140,7 @@ export async function exploreSystematic(o: ExploreOptions, dfs: DfsOptionValues)
       stoppedBy: run.stoppedBy ?? null,
       statement,
       preemptionBound: dfs.preemptionBound ?? null,
+      preemptionUnit: dfs.preemptionUnit,
       reduction: dfs.reduction,
       splitDepth: dfs.splitDepth,
       stateCache: dfs.stateCache,
@@ -166,7 +168,7 @@ export async function exploreSystematic(o: ExploreOptions, dfs: DfsOptionValues)
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } else {
     const lines = [
-      `convsim explore: systematic search (dfs, preemption bound ${dfs.preemptionBound ?? 'none'}, ${dfs.reduction}) of ${o.workload}` +
+      `convsim explore: systematic search (dfs, preemption bound ${dfs.preemptionBound ?? 'none'} by ${dfs.preemptionUnit}, ${dfs.reduction}) of ${o.workload}` +
         `${o.mutant === undefined ? '' : `, mutant ${o.mutant}`}, protocol ${describeProtocol(protocol)}, seed ${o.seed}` +
         `${o.shard === undefined ? '' : `, shard ${shardLabel(o.shard)}`}, ${run.threads} thread(s), ${(run.elapsedMs / 1000).toFixed(1)} s`,
       `machine: ${describeDfsMachine(config)}`,

@@ -363,7 +363,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
   const report: VerifyReport = {
     rows: o.rows, columns: o.columns, cells: results, plannedCells: plans.length,
-    strategy: o.strategy === 'dfs' ? `dfs (preemption bound ${o.dfs!.preemptionBound ?? 'none'}, ${o.dfs!.reduction})` : VERIFY_STRATEGY,
+    strategy: o.strategy === 'dfs' ? `dfs (preemption bound ${o.dfs!.preemptionBound ?? 'none'} by ${o.dfs!.preemptionUnit}, ${o.dfs!.reduction})` : VERIFY_STRATEGY,
     schedules: o.schedules, seed: o.seed, threads: o.threads, quick: o.quick,
     shard: o.shard === undefined ? null : { index: o.shard.index + 1, count: o.shard.count },
     timeBudgetMs: o.timeBudgetMs ?? null,
@@ -471,6 +471,7 @@ async function runDfsCell(plan: Plan, o: VerifyOptions, dfs: DfsOptionValues, sh
   const run = await runDfs({
     config, reduction: dfs.reduction, splitDepth: dfs.splitDepth, stateCache: dfs.stateCache, threads: o.threads, timeBudgetMs: budgetMs, signal,
     ...(dfs.preemptionBound === undefined ? {} : { preemptionBound: dfs.preemptionBound }),
+    preemptionUnit: dfs.preemptionUnit,
     ...(o.shard === undefined ? {} : { shard: o.shard }),
   });
   const exploreMs = Math.round(performance.now() - exploreStarted);

@@ -5,8 +5,15 @@
  *
  * - **Preemption bounding** (CHESS's iterative context bounding): a
  *   preemption is a choice of another thread while the thread that just
- *   ran still has a delivery waiting for it. Devices and the host act on
- *   their own and never "have work", so leaving them is free.
+ *   ran still has a step waiting. A thread is, by default, the QEMU thread
+ *   a step runs for (`Candidate.thread`): a conversion's whole chain of
+ *   deliveries (exit, state change, bitmap steps, listener calls, replies)
+ *   is its vCPU's thread, as `kvm_convert_memory` runs on the vCPU thread
+ *   in QEMU, and a hot-plug's is the main loop's. Counted by receiving
+ *   actor instead (`preemptionUnit: 'actor'`), nearly every choice is
+ *   free, since an actor that has just handed a message on has nothing
+ *   waiting, and the bound hardly bounds. Devices act on their own and
+ *   never "have work", so leaving them is free.
  * - **Sleep sets** (Godefroid): after the branch that starts with step `t`
  *   at a node is explored, `t` sleeps in the node's later branches for as
  *   long as the steps taken there are independent of it (see
@@ -29,6 +36,9 @@ import type { Candidate, Strategy } from '../../runtime/deterministic/strategy.j
 import { independent, type Footprint } from '../../runtime/deterministic/footprint.js';
 
 export type Reduction = 'sleep-sets' | 'none';
+/** What a preemption switches away from: the QEMU thread a step runs for, or the actor receiving it. */
+export type PreemptionUnit = 'thread' | 'actor';
+export const PREEMPTION_UNITS: readonly PreemptionUnit[] = ['thread', 'actor'];
 /** Branching nodes above the subtrees that shards share out. */
 export const DEFAULT_SPLIT_DEPTH = 6;
 export const REDUCTIONS: readonly Reduction[] = ['sleep-sets', 'none'];
@@ -36,6 +46,8 @@ export const REDUCTIONS: readonly Reduction[] = ['sleep-sets', 'none'];
 export interface DfsOptions {
   /** Preemptions allowed per execution (undefined: unbounded). */
   readonly preemptionBound?: number;
+  /** What a preemption switches away from (default `thread`, see the module text). */
+  readonly preemptionUnit?: PreemptionUnit;
   readonly reduction: Reduction;
   /** Shard `index` of `count` (default: the whole tree). */
   readonly shard?: { readonly index: number; readonly count: number };
@@ -44,9 +56,12 @@ export interface DfsOptions {
   /**
    * Stateful search: a node whose state (named by the program, see
    * `Strategy.observe`) was already left fully explored with at least as
-   * many preemptions to spare, and the same thread last, is not explored
-   * again: every continuation from it is covered. Kept per subtree, so
-   * shards prune exactly as the unsharded search does.
+   * many preemptions to spare, the same thread last, and no step asleep
+   * there that is awake here, is not explored again: every continuation
+   * from it is covered. (The sleep sets must be compared: what slept at the
+   * first visit was covered by branches of that visit's path, not of this
+   * one; Godefroid 1996, 6.2.) Kept per subtree, so shards prune exactly
+   * as the unsharded search does.
    */
   readonly stateCache?: boolean;
   /**
@@ -123,8 +138,10 @@ function keyOf(c: Candidate): number {
   return c.from * 65536 + c.to;
 }
 
-function threadOf(c: Candidate): number {
+/** The thread a candidate runs on, for preemption counting: negative never waits to continue. */
+function threadOf(c: Candidate, unit: PreemptionUnit): number {
   if (c.kind === 'device') return -1 - c.to * 2;
+  if (unit === 'thread' && c.thread !== undefined) return c.thread;
   if (c.kind === 'hotplug') return -2 - c.to * 2;
   return c.to;
 }
@@ -136,6 +153,7 @@ export function boundedDfs<T>(
   onExecution: (result: T, info: ExecutionInfo) => Verdict,
 ): DfsStats {
   const bound = options.preemptionBound ?? Infinity;
+  const unit = options.preemptionUnit ?? 'thread';
   const sleepSets = options.reduction === 'sleep-sets';
   const shardIndex = options.shard?.index ?? 0;
   const shardCount = options.shard?.count ?? 1;
@@ -149,8 +167,14 @@ export function boundedDfs<T>(
   /** Subtrees numbered so far (frontier nodes created), in DFS order. */
   let subtrees = 0;
   let revisits = 0;
-  /** State key -> most preemptions to spare with which it was left fully explored. Cleared at each subtree. */
-  const explored = new Map<string, number>();
+  /**
+   * State key -> how it was left fully explored: the preemptions it had to
+   * spare and the keys asleep there. Cleared at each subtree.
+   */
+  const explored = new Map<string, Array<{ readonly spare: number; readonly asleep: readonly number[] }>>();
+  /** Whether a visit of a state with `spare` preemptions to spare and `sleep` asleep is covered by an earlier one. */
+  const covered = (stateKey: string, spare: number, sleep: readonly Taken[]): boolean =>
+    explored.get(stateKey)?.some((e) => e.spare >= spare && e.asleep.every((k) => sleep.some((t) => t.key === k))) ?? false;
   /** Entries the state cache keeps at most (a full cache stops adding: still sound). */
   const MAX_STATES = 4_000_000;
 
@@ -158,13 +182,21 @@ export function boundedDfs<T>(
   const taken = (node: Node, key: number): boolean => node.done.some((t) => t.key === key);
   // (A node's done list also keeps the branches that may not sleep: they are taken all the same.)
 
-  /** The candidates of `node` not yet taken, allowed, in the order to try them: non-preempting first. */
+  /**
+   * The candidates of `node` not yet taken, allowed, in the order to try
+   * them: preempting first, then in the runtime's order. The first
+   * executions spend their preemptions at the first chances, where two
+   * vCPUs' conversions overlap; the serial execution comes last. (Measured
+   * on the zoo, BENCHMARKS.md: non-preempting first needed 8,714 executions
+   * for register-race, and no-lock-overlap's first overlap sat behind
+   * every placement of the device access and the hot-plug late in the run.)
+   */
   const nextChoice = (node: Node): number => {
     let best = -1;
     for (let i = 0; i < node.keys.length; i++) {
       if (i === node.chosen || taken(node, node.keys[i]!) || asleep(node, node.keys[i]!)) continue;
       if (node.preemptions + node.costs[i]! > bound) continue;
-      if (best < 0 || node.costs[i]! < node.costs[best]!) best = i;
+      if (best < 0 || node.costs[i]! > node.costs[best]!) best = i;
     }
     return best;
   };
@@ -206,7 +238,7 @@ export function boundedDfs<T>(
         for (const t of parent.done) if (t.sleeps && independent(t.footprint, last)) sleep.push(t);
       }
       const lastThread = parent === undefined ? undefined : parent.threads[parent.chosen]!;
-      const threads = candidates.map(threadOf);
+      const threads = candidates.map((c) => threadOf(c, unit));
       // The thread that just ran has a delivery waiting: choosing another thread preempts it.
       const busy = lastThread !== undefined && lastThread >= 0 && threads.includes(lastThread);
       const costs = threads.map((t) => (busy && t !== lastThread ? 1 : 0));
@@ -235,7 +267,7 @@ export function boundedDfs<T>(
         }
       }
       // Only inside a subtree, where the cache is kept: above the split every shard must walk the same nodes.
-      if (stateKey !== undefined && branchingAbove >= splitDepth && (explored.get(stateKey) ?? -1) >= bound - preemptions) {
+      if (stateKey !== undefined && branchingAbove >= splitDepth && covered(stateKey, bound - preemptions, sleep)) {
         // Every continuation from this state, with this many preemptions to spare, is covered already.
         this.abandoned = 'explored';
         return -1;
@@ -303,7 +335,11 @@ export function boundedDfs<T>(
       // Left fully explored: remember its state (only within subtrees, see `stateCache`).
       if (node.stateKey !== undefined && node.branchingAbove >= splitDepth && explored.size < MAX_STATES) {
         const spare = bound - node.preemptions;
-        if ((explored.get(node.stateKey) ?? -1) < spare) explored.set(node.stateKey, spare);
+        if (!covered(node.stateKey, spare, node.sleep)) {
+          const visits = explored.get(node.stateKey) ?? [];
+          if (visits.length === 0) explored.set(node.stateKey, visits);
+          visits.push({ spare, asleep: node.sleep.map((t) => t.key) });
+        }
       }
       path.pop();
     }

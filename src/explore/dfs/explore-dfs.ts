@@ -10,7 +10,7 @@ import type { RunConfig } from '../../actors/run-config.js';
 import { runDeterministic } from '../../runtime/deterministic/deterministic-run.js';
 import { firstFailure } from '../failure.js';
 import { encodeToken, MAX_STEPS, type ExploreCase } from '../explore-case.js';
-import { boundedDfs, type DfsStats, type Reduction } from './bounded-dfs.js';
+import { boundedDfs, type DfsStats, type PreemptionUnit, type Reduction } from './bounded-dfs.js';
 
 /** What a search explores and how: the same for one search, its pool threads and its shards. */
 export interface DfsSearch {
@@ -19,6 +19,7 @@ export interface DfsSearch {
   /** The bug-zoo entry, for the case. */
   readonly mutant?: string;
   readonly preemptionBound?: number;
+  readonly preemptionUnit?: PreemptionUnit;
   readonly reduction: Reduction;
   readonly splitDepth?: number;
   /** Stateful search (see `DfsOptions.stateCache`): states are named by the partial-order hash of the prefix. */
@@ -78,6 +79,7 @@ export function exploreDfs(input: DfsInput): DfsResult {
     {
       reduction: input.reduction,
       ...(input.preemptionBound === undefined ? {} : { preemptionBound: input.preemptionBound }),
+      ...(input.preemptionUnit === undefined ? {} : { preemptionUnit: input.preemptionUnit }),
       ...(input.shard === undefined ? {} : { shard: input.shard }),
       ...(input.splitDepth === undefined ? {} : { splitDepth: input.splitDepth }),
       ...(input.stateCache === undefined ? {} : { stateCache: input.stateCache }),

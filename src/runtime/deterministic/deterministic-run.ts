@@ -88,11 +88,13 @@ export interface DeterministicResult {
   readonly foundBy?: ReadonlyArray<{ readonly step: number; readonly actor: number; readonly violation: Violation }>;
 }
 
-/** A FIFO channel from one actor to another. */
-class Channel {
+/** A FIFO channel from one actor to another; as a candidate, the delivery of its oldest message. */
+class Channel implements Candidate {
   readonly from: number;
   readonly to: number;
   readonly #items: Message[] = [];
+  /** The thread each message was sent on behalf of, side by side with `#items`. */
+  readonly #threads: number[] = [];
   #head = 0;
 
   constructor(from: number, to: number) {
@@ -104,14 +106,21 @@ class Channel {
     return this.#head === this.#items.length;
   }
 
-  push(message: Message): void {
+  /** The thread the oldest message runs on behalf of (the channel must not be empty). */
+  get thread(): number {
+    return this.#threads[this.#head]!;
+  }
+
+  push(message: Message, thread: number): void {
     this.#items.push(message);
+    this.#threads.push(thread);
   }
 
   shift(): Message {
     const message = this.#items[this.#head++]!;
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items.splice(0, this.#head);
+      this.#threads.splice(0, this.#head);
       this.#head = 0;
     }
     return message;
@@ -187,6 +196,11 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
   const hotplugEvery = config.hotplugEvery ?? HOTPLUG_EVERY;
   const hotplug = hotplugsDevices(config);
+  // The QEMU thread each step runs for: a vCPU's thread is its actor's index, the main loop
+  // (start-up, hot-plug, the final check) is `n`, a device's is negative. A message belongs to
+  // the thread of the step that sent it, or to the thread `bind` kept for deferred work.
+  const mainThread = n;
+  let thread = mainThread;
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
     const prng = new Prng(config.seed * 1000 + a);
@@ -195,12 +209,24 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
       send(to: number, message: Message): void {
         const channel = channels[a * n + to]!;
         if (channel.empty) markReady(channel);
-        channel.push(message);
+        channel.push(message, thread);
         sentAt?.set(message, current);
       },
       now: () => step,
       random: () => prng.next(),
       trace: () => undefined,
+      bind<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+        const owner = thread;
+        return (...args: A): void => {
+          const running = thread;
+          thread = owner;
+          try {
+            fn(...args);
+          } finally {
+            thread = running;
+          }
+        };
+      },
     };
   }
 
@@ -250,7 +276,8 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   // fall between any two steps, and a strategy that favours it (PCT giving it the top priority)
   // cannot starve the actors it runs beside.
   const backgroundCandidates: Candidate[] = [];
-  for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a, kind: 'device' });
+  const deviceThread = (actor: number): number => -1 - actor;
+  for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a, kind: 'device', thread: deviceThread(a) });
   const armed = new Array<boolean>(n).fill(true);
   // With scheduled events, the devices' accesses and the hot-plugs are budgeted choices instead
   // (no arming, no hot-plug every `hotplugEvery` deliveries): where they fall depends only on the
@@ -258,7 +285,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const scheduled = config.scheduledEvents;
   const deviceAccessesLeft = new Array<number>(n).fill(scheduled?.deviceAccesses ?? 0);
   let hotplugsLeft = scheduled?.hotplugs ?? 0;
-  const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug' }));
+  const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug', thread: mainThread }));
   const footprintOf = recorder === undefined ? undefined : new PartialOrderHasher(n, options.partialOrderChunk);
   let guestRunning = false;
   const candidates: Candidate[] = [];
@@ -298,6 +325,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
         current = step;
         step++;
         let did: Message;
+        thread = picked.thread!;
         if (picked.kind === 'device') {
           armed[actor] = false;
           deviceAccessesLeft[actor]!--;
@@ -319,6 +347,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
         continue;
       }
       const channel = ready[choice]!;
+      thread = channel.thread;
       const message = channel.shift();
       if (channel.empty) ready.splice(choice, 1);
       hasher.add(channel.to, message);
@@ -343,6 +372,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
         // section's listener), then plug again (every section, in order). QEMU refuses a
         // failed re-plug: exit(1) on a failed replay, an abort on a failed region add.
         if (c.registering) continue;
+        thread = mainThread;
         const ctx = contexts[topology.containers[which]!]!;
         for (let n = c.listenerCount; n > 0; n--) void c.detach(ctx);
         // A re-registration on an initialized container: a failed replay exits, a refused estimate aborts.
@@ -378,23 +408,29 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
 
   // Start-up, as the threaded host does it: the KVM listener (priority order), then each
   // container's registration in turn (so c0 is registered first and notified last).
+  thread = mainThread;
   kvm.receive({ type: 'start', from: topology.kvm, tag: 0 }, contexts[topology.kvm]!);
   let stopped = drain();
   if (stopped !== undefined) return finish(stopped);
   for (const [i, c] of containers.entries()) {
     for (const section of c.sections) {
+      thread = mainThread;
       void c.attach(section, contexts[topology.containers[i]!]!, (ret) => noteRegistration(c, i, ret, false));
       stopped = drain();
       if (stopped !== undefined) return finish(stopped);
     }
   }
   guestRunning = true;
-  vcpus.forEach((v, i) => v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!));
+  vcpus.forEach((v, i) => {
+    thread = topology.vcpus[i]!;
+    v.receive({ type: 'start', from: topology.vcpus[i]!, tag: 0 }, contexts[topology.vcpus[i]!]!);
+  });
   stopped = drain();
   if (stopped !== undefined) return finish(stopped);
   guestRunning = false;
   if (!vcpus.every((v) => v.done)) return finish('deadlock');
   // Final quiescent check.
+  thread = mainThread;
   kvm.quiescentCheck(contexts[topology.kvm]!, () => undefined);
   stopped = drain();
   if (stopped !== undefined) return finish(stopped);

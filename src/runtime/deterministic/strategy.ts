@@ -16,6 +16,13 @@ export interface Candidate {
   readonly from: number;
   readonly to: number;
   readonly kind?: 'device' | 'hotplug';
+  /**
+   * The QEMU thread the step runs on behalf of (see `ActorContext.bind`):
+   * a vCPU's thread (its actor's index), the main loop's, or, negative, a
+   * device's, which never waits to continue. A systematic search counts
+   * preemptions by it; undefined: the receiving actor is the thread.
+   */
+  readonly thread?: number;
 }
 
 export interface Strategy {
