@@ -4,7 +4,8 @@
  * - the small machine (2 vCPUs, 3 conversions each, one type1 container,
  *   one hot-plug, one device access placed anywhere; every fix), preemption
  *   bound 2, within a time budget: plain bounded DFS, with sleep sets, and
- *   with sleep sets and the state cache, side by side, one after another on
+ *   with sleep sets and the state cache (preemptions by QEMU thread), and
+ *   the last with preemptions by actor, side by side, one after another on
  *   one thread each; executions, distinct traces, whether it completed;
  * - a tiny machine all three complete, for an exact reduction factor;
  * - every zoo entry on the small machine: executions (or schedules) to find
@@ -21,7 +22,7 @@ import { firstFailure } from '../explore/failure.js';
 import { MUTANTS } from '../explore/mutants.js';
 import { runDeterministic } from '../runtime/deterministic/deterministic-run.js';
 import { PctStrategy, RandomStrategy, type Strategy } from '../runtime/deterministic/strategy.js';
-import type { Reduction } from '../explore/dfs/bounded-dfs.js';
+import type { PreemptionUnit, Reduction } from '../explore/dfs/bounded-dfs.js';
 
 export interface DfsVariantRow {
   readonly variant: string;
@@ -67,12 +68,20 @@ export function smallMachine(options: { mutant?: string; workload?: 'storm' | 'a
   return { ...config, scheduledEvents: { hotplugs: options.hotplugs ?? 1, deviceAccesses: options.deviceAccesses ?? 1 } };
 }
 
-function variants(config: RunConfig, bound: number, budgetMs: number): DfsVariantRow[] {
+/**
+ * Plain bounded DFS, sleep sets, sleep sets + state cache (preemptions by
+ * QEMU thread, the default), and with `byActor` the default once more with
+ * preemptions counted by receiving actor, side by side.
+ */
+function variants(config: RunConfig, bound: number, budgetMs: number, byActor: boolean): DfsVariantRow[] {
   const rows: DfsVariantRow[] = [];
-  const runs: Array<[string, Reduction, boolean]> = [['plain bounded DFS', 'none', false], ['sleep sets', 'sleep-sets', false], ['sleep sets + state cache', 'sleep-sets', true]];
-  for (const [variant, reduction, stateCache] of runs) {
+  const runs: Array<[string, Reduction, boolean, PreemptionUnit]> = [
+    ['plain bounded DFS', 'none', false, 'thread'], ['sleep sets', 'sleep-sets', false, 'thread'], ['sleep sets + state cache', 'sleep-sets', true, 'thread'],
+  ];
+  if (byActor) runs.push(['sleep sets + state cache, preemptions by actor', 'sleep-sets', true, 'actor']);
+  for (const [variant, reduction, stateCache, preemptionUnit] of runs) {
     const started = performance.now();
-    const r = exploreDfs({ config, reduction, stateCache, preemptionBound: bound, shouldStop: () => performance.now() - started > budgetMs });
+    const r = exploreDfs({ config, reduction, stateCache, preemptionBound: bound, preemptionUnit, shouldStop: () => performance.now() - started > budgetMs });
     const seconds = (performance.now() - started) / 1000;
     rows.push({ variant, executions: r.stats.executions, distinctTraces: r.distinctTraces, complete: r.stats.complete, seconds, executionsPerSec: r.stats.executions / seconds });
   }
@@ -94,10 +103,10 @@ export function runDfsBench(options: { budgetSeconds?: number; zooBudgetSeconds?
   const cap = options.samplingCap ?? 2000;
   const bound = 2;
   options.onProgress?.('small machine');
-  const small = variants(smallMachine(), bound, budgetMs);
+  const small = variants(smallMachine(), bound, budgetMs, true);
   options.onProgress?.('tiny machine');
   const tinyConfig = smallMachine({ workload: 'adversarial', conversions: 2, hotplugs: 0, deviceAccesses: 1 });
-  const tiny = variants(tinyConfig, 1, budgetMs);
+  const tiny = variants(tinyConfig, 1, budgetMs, false);
   const zoo: ZooRow[] = [];
   for (const m of MUTANTS) {
     options.onProgress?.(`zoo ${m.name}`);

@@ -15,9 +15,10 @@ type Suite = (typeof SUITES)[number];
 
 export const BENCH_HELP = `convsim bench [${SUITES.join('|')}] [--json]
   Measure; ratios are taken side by side in one run, medians of repetitions.
-  dfs: the systematic search on the small machine (60 s per variant: plain
-  bounded DFS, sleep sets, + state cache), a tiny machine all complete, and
-  executions to find each zoo entry by DFS, random and PCT (about 8 minutes).
+  dfs: the systematic search on the small machine (at most 60 s per variant:
+  plain bounded DFS, sleep sets, + state cache, and the last with preemptions
+  counted by actor), a tiny machine all complete, and executions to find each
+  zoo entry by DFS, random and PCT (about 8 minutes).
   Prints readable tables; --json prints one JSON object instead.`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
