@@ -55,6 +55,17 @@ describe('systematic search of the actors', () => {
     });
   }
 
+  it('counts preemptions by QEMU thread unless asked to count by actor, which bounds far less', () => {
+    const config = machine('adversarial', 2, 2, { hotplugs: 0, deviceAccesses: 1 });
+    const byThread = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 1 });
+    const byActor = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 1, preemptionUnit: 'actor' });
+    const implicit = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 1, preemptionUnit: 'thread' });
+    expect(byThread.stats.complete && byActor.stats.complete).toBe(true);
+    expect(implicit.stats.executions).toBe(byThread.stats.executions);
+    // An actor that has handed its message on has nothing waiting: most switches are free by actor.
+    expect(byActor.stats.executions).toBeGreaterThan(2 * byThread.stats.executions);
+  });
+
   it('finds a zoo bug, and its case replays to the same invariant', () => {
     const config = machine('storm', 2, 6, { hotplugs: 0, deviceAccesses: 1 }, 'notify-before-bitmap');
     const r = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 2, mutant: 'notify-before-bitmap' });
@@ -103,6 +114,8 @@ describe('explore --strategy dfs on the command line', () => {
       [['--shard', '5/4'], /--shard: "5\/4" must be I\/N with 1 <= I <= N/],
       [['--time-budget', '0s'], /--time-budget: "0s" must be a duration/],
       [['--strategy', 'dfs', '--state-cache', 'maybe'], /--state-cache: "maybe" is not one of on, off/],
+      [['--strategy', 'dfs', '--preemption-unit', 'vcpu'], /--preemption-unit: "vcpu" is not one of thread, actor/],
+      [['--preemption-unit', 'actor'], /--preemption-unit is an option of the systematic search: add --strategy dfs/],
     ] as const) {
       let error: unknown;
       try {
