@@ -125,6 +125,8 @@ interface Node {
   footprint: Footprint | undefined;
   /** The bound cut some branch below the chosen one: its subtree does not hold every execution that starts with it. */
   cut: boolean;
+  /** The bound cut some branch here or anywhere below, in any branch (kept for the state cache). */
+  cutBelow: boolean;
   /** The state this node stands at and the thread that led here (for the state cache), when known. */
   readonly stateKey: string | undefined;
   /** The state the chosen step left (from `observe`). */
@@ -171,10 +173,27 @@ export function boundedDfs<T>(
    * State key -> how it was left fully explored: the preemptions it had to
    * spare and the keys asleep there. Cleared at each subtree.
    */
-  const explored = new Map<string, Array<{ readonly spare: number; readonly asleep: readonly number[] }>>();
-  /** Whether a visit of a state with `spare` preemptions to spare and `sleep` asleep is covered by an earlier one. */
-  const covered = (stateKey: string, spare: number, sleep: readonly Taken[]): boolean =>
-    explored.get(stateKey)?.some((e) => e.spare >= spare && e.asleep.every((k) => sleep.some((t) => t.key === k))) ?? false;
+  const explored = new Map<string, Array<{ readonly spare: number; readonly asleep: readonly number[]; readonly cut: boolean }>>();
+  /**
+   * Whether a visit of a state with `spare` preemptions to spare and `sleep`
+   * asleep is covered by an earlier one; then whether the bound may have
+   * cut the subtree this visit skips (see `cut`): it did at the earlier
+   * visit, or this one has fewer preemptions to spare.
+   */
+  const covered = (stateKey: string, spare: number, sleep: readonly Taken[]): { readonly cut: boolean } | undefined => {
+    let found: { readonly cut: boolean } | undefined;
+    for (const e of explored.get(stateKey) ?? []) {
+      if (e.spare < spare || !e.asleep.every((k) => sleep.some((t) => t.key === k))) continue;
+      const cut = e.cut || e.spare > spare;
+      if (!cut) return { cut };
+      found = { cut };
+    }
+    return found;
+  };
+  /** The bound cut a branch below every node of the path. */
+  const cutPath = (): void => {
+    for (const above of path) above.cut = above.cutBelow = true;
+  };
   /** Entries the state cache keeps at most (a full cache stops adding: still sound). */
   const MAX_STATES = 4_000_000;
 
@@ -249,15 +268,16 @@ export function boundedDfs<T>(
       const stateKey = options.stateCache === true && parent?.stateAfter !== undefined ? `${parent.stateAfter}:${lastThread}` : undefined;
       const node: Node = {
         keys, threads, costs, sleep, preemptions, done: [], branchingAbove, branching: allowed >= 2, chosen: -1, footprint: undefined, cut: false,
+        cutBelow: costs.some((c) => preemptions + c > bound),
         stateKey, stateAfter: undefined,
       };
       // The bound cuts a branch here: no subtree above holds every execution through it.
-      if (costs.some((c) => preemptions + c > bound)) for (const above of path) above.cut = true;
+      if (node.cutBelow) cutPath();
       // The first node below the split-th branching node starts a numbered subtree.
       if (branchingAbove === splitDepth && this.subtree === 0) {
         // Subtrees put nothing to sleep in the subtrees after them: a shard that skips one cannot
         // know whether the bound cut it, and every shard must see the same sleep sets.
-        for (const above of path) above.cut = true;
+        cutPath();
         subtrees++;
         explored.clear();
         this.subtree = subtrees;
@@ -267,8 +287,11 @@ export function boundedDfs<T>(
         }
       }
       // Only inside a subtree, where the cache is kept: above the split every shard must walk the same nodes.
-      if (stateKey !== undefined && branchingAbove >= splitDepth && covered(stateKey, bound - preemptions, sleep)) {
+      const earlier = stateKey !== undefined && branchingAbove >= splitDepth ? covered(stateKey, bound - preemptions, sleep) : undefined;
+      if (earlier !== undefined) {
         // Every continuation from this state, with this many preemptions to spare, is covered already.
+        // Skipping it, the path above skips whatever the bound cut there: it must put nothing to sleep.
+        if (earlier.cut) cutPath();
         this.abandoned = 'explored';
         return -1;
       }
@@ -335,10 +358,10 @@ export function boundedDfs<T>(
       // Left fully explored: remember its state (only within subtrees, see `stateCache`).
       if (node.stateKey !== undefined && node.branchingAbove >= splitDepth && explored.size < MAX_STATES) {
         const spare = bound - node.preemptions;
-        if (!covered(node.stateKey, spare, node.sleep)) {
+        if (covered(node.stateKey, spare, node.sleep)?.cut !== false) {
           const visits = explored.get(node.stateKey) ?? [];
           if (visits.length === 0) explored.set(node.stateKey, visits);
-          visits.push({ spare, asleep: node.sleep.map((t) => t.key) });
+          visits.push({ spare, asleep: node.sleep.map((t) => t.key), cut: node.cutBelow });
         }
       }
       path.pop();
