@@ -184,6 +184,26 @@ export function numberedStory(result: DeterministicResult): NumberedStory {
   const window = result.trace.slice(start, end + 1).map((d, i) => ({ d, at: start + i }));
   const quiet = (w: (typeof window)[number]): boolean => w.d.message.type === 'deviceAccess' && w.at !== end;
   const told = window.filter((w) => w.d.message.type !== 'bitmapStepDone' && !quiet(w));
+  // Where one QEMU thread preempted another (the thread of the step before still had a step
+  // waiting): said on the line that tells the preempting step or, for an untold reply, the next
+  // told step of the same thread. A quiet device read's preemption goes untold with it.
+  const isTold = new Set(told.map((w) => w.at));
+  const preemptsAt = new Map<number, number>();
+  const carried = new Map<number, number>();
+  for (const w of window) {
+    if (w.d.preempts !== undefined && !quiet(w)) carried.set(w.d.thread, w.d.preempts);
+    const p = carried.get(w.d.thread);
+    if (p !== undefined && isTold.has(w.at)) {
+      preemptsAt.set(w.at, p);
+      carried.delete(w.d.thread);
+    }
+  }
+  const threadName = (thread: number): string =>
+    thread === names.length ? 'the main loop' : thread < 0 ? `${names[-1 - thread] ?? 'a container'}'s device` : names[thread] ?? `actor${thread}`;
+  const preemption = (at: number): string => {
+    const t = preemptsAt.get(at);
+    return t === undefined ? '' : `  <- preempts ${threadName(t)}`;
+  };
   const reads = window.filter(quiet).map((w) => w.at);
   const lines: Line[] = [...startup];
   if (reads.length > 0) {
@@ -198,14 +218,15 @@ export function numberedStory(result: DeterministicResult): NumberedStory {
     while (j + 1 < told.length && told[j + 1]!.d.message.type === 'bitmapStep' && told[j + 1]!.d.to === d.to && d.message.type === 'bitmapStep') j++;
     if (j - i + 1 >= 3) {
       const steps = told.slice(i, j + 1).map((x) => x.d.message as Extract<Message, { type: 'bitmapStep' }>);
-      lines.push({ key: `${from}>${to}:bitmapSteps`, text: `${from} -> ${to}: ${describeUninterrupted(steps, to)}  [ram_block_attributes_state_change]`,
+      const preempting = told.slice(i, j + 1).map((x) => preemption(x.at)).find((p) => p !== '') ?? '';
+      lines.push({ key: `${from}>${to}:bitmapSteps`, text: `${from} -> ${to}: ${describeUninterrupted(steps, to)}  [ram_block_attributes_state_change]${preempting}`,
         deliveries: told.slice(i, j + 1).map((x) => x.at) });
       i = j + 1;
       continue;
     }
     const { text, fn } = describe(d.message, to);
     const op = d.message.type === 'bitmapStep' ? `:${d.message.op}` : '';
-    lines.push({ key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]`, deliveries: [told[i]!.at] });
+    lines.push({ key: `${from}>${to}:${d.message.type}${op}`, text: `${from} -> ${to}: ${text}  [${fn}]${preemption(told[i]!.at)}`, deliveries: [told[i]!.at] });
     i++;
   }
   const collapsed = collapse(lines);

@@ -12,9 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunConfig, WorkloadName } from '../../src/actors/run-config.js';
 import { ALL_FIXES_PROTOCOL } from '../../src/core/protocol-policy.js';
-import { exploreConfig, decodeToken } from '../../src/explore/explore-case.js';
+import { exploreConfig, decodeToken, runCase } from '../../src/explore/explore-case.js';
 import { exploreDfs } from '../../src/explore/dfs/explore-dfs.js';
 import { mergeDfs } from '../../src/explore/dfs/merge-dfs.js';
+import { story } from '../../src/explore/story.js';
 import { replayCase } from '../../src/cli/commands/replay.js';
 import { MiB } from '../../src/core/units.js';
 import { parseExploreOptions } from '../../src/cli/commands/explore.js';
@@ -83,6 +84,23 @@ describe('systematic search of the actors', () => {
     const r = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 2, mutant: 'notify-before-bitmap' });
     expect(r.failure?.invariant).toBe('stale-mapping');
     expect(replayCase(decodeToken(r.failure!.token)).invariant).toBe('stale-mapping');
+  });
+
+  it('the preemptions the search counts are the ones the replayed trace marks, step by step', () => {
+    // Two computations of one thing: the search's cost of each choice, and the runtime's note of a
+    // step whose thread differs from the one before while that one still had a step waiting.
+    const config = machine('storm', 2, 6, { hotplugs: 1, deviceAccesses: 1 }, 'register-race');
+    const r = exploreDfs({ config, reduction: 'sleep-sets', stateCache: true, preemptionBound: 2, mutant: 'register-race' });
+    const replayed = runCase(r.failure!.case, { recordTrace: true });
+    const marked = replayed.trace.filter((d) => d.preempts !== undefined);
+    expect(r.failure!.preemptions).toBeGreaterThan(0);
+    expect(marked.length).toBe(r.failure!.preemptions);
+    for (const d of marked) {
+      expect(replayed.trace[d.step - 1]!.thread).toBe(d.preempts);
+      expect(d.thread).not.toBe(d.preempts);
+    }
+    // The story says where: "<- preempts vcpu0" on the line of the step that did.
+    expect(story(replayed).filter((line) => /<- preempts (vcpu\d|the main loop)$/.test(line)).length).toBeGreaterThan(0);
   });
 
   it('three shards add up to the unsharded search, and report its first failure', () => {

@@ -201,6 +201,8 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   // the thread of the step that sent it, or to the thread `bind` kept for deferred work.
   const mainThread = n;
   let thread = mainThread;
+  /** The thread of the last scheduled step. */
+  let ranBefore = mainThread;
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
     const prng = new Prng(config.seed * 1000 + a);
@@ -318,6 +320,10 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
       const count = candidates.length;
       const choice = options.strategy.choose(candidates, step);
       if (choice < 0) return 'pruned';
+      // For the story: did this step preempt the thread that ran the step before (a device never waits)?
+      const preempts = options.recordTrace && ranBefore >= 0 && candidates[choice]!.thread !== ranBefore && candidates.some((c) => c.thread === ranBefore)
+        ? { preempts: ranBefore } : {};
+      ranBefore = candidates[choice]!.thread!;
       if (choice !== 0 && options.recordChoices === true) deviations.set(step, choice);
       const picked = candidates[choice]!;
       if (picked.kind !== undefined) {
@@ -341,7 +347,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
         // Recorded like a delivery (what the device or the host did), so trace index = step.
         hasher.add(actor, did);
         if (recorder !== undefined) observe(actor, picked.kind === 'device' ? 1 : 2, did);
-        if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: -1, choice, candidates: count });
+        if (options.recordTrace) trace.push({ step: step - 1, from: actor, to: actor, message: did, sentStep: -1, choice, candidates: count, thread: picked.thread!, ...preempts });
         if (newViolation(actor) && options.stopAtViolation) return 'violation';
         if (fatal !== undefined) return fatal.outcome;
         continue;
@@ -351,7 +357,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
       const message = channel.shift();
       if (channel.empty) ready.splice(choice, 1);
       hasher.add(channel.to, message);
-      if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, sentStep: sentAt?.get(message) ?? -1, choice, candidates: count });
+      if (options.recordTrace) trace.push({ step, from: channel.from, to: channel.to, message, sentStep: sentAt?.get(message) ?? -1, choice, candidates: count, thread, ...preempts });
       current = step;
       step++;
       const vcpu = vcpuOfActor[channel.to]!;

@@ -12,6 +12,13 @@ export interface Delivery {
   /** Which candidate the scheduler took, and out of how many. */
   readonly choice: number;
   readonly candidates: number;
+  /** The QEMU thread the step ran for (see `Candidate.thread`). */
+  readonly thread: number;
+  /**
+   * The thread this step preempted: the one that ran the step before still
+   * had a step waiting (a preemption as a systematic search counts it).
+   */
+  readonly preempts?: number;
 }
 
 /**
