@@ -6,8 +6,9 @@
  * violation (or QEMU's exit or abort) as an instant event on the track of
  * the actor that found it. Slice arguments name actors, addresses, sizes,
  * directions and errnos, and carry the story step that tells the delivery
- * (`step`, numbered from 1 as the story is) and the delivery's own number
- * (`delivery`, from 1).
+ * (`step`, numbered from 1 as the story is), the delivery's own number
+ * (`delivery`, from 1), the QEMU thread it runs for (`thread`) and the one
+ * it preempted, if it did (`preempts`).
  */
 import { messageArgs, violationArgs } from '../actors/message-args.js';
 import { buildChromeTrace, type ChromeTrace } from '../runtime/chrome-trace.js';
@@ -23,6 +24,10 @@ export function deterministicChromeTrace(result: DeterministicResult, title: str
   const name = (actor: number): string => result.actors[actor]?.id ?? `actor${actor}`;
   const { stepOf } = numberedStory(result);
   const storyStep = (delivery: number): Record<string, number> => (stepOf[delivery] ?? 0) > 0 ? { step: stepOf[delivery]! } : {};
+  // The QEMU thread a delivery runs for (vCPU threads are their actors' names), and the one it preempted.
+  const threadName = (thread: number): string => thread === result.actors.length ? 'main loop' : thread < 0 ? `${name(-1 - thread)} device` : name(thread);
+  const threadArgs = (d: (typeof result.trace)[number]): Record<string, string> =>
+    ({ thread: threadName(d.thread), ...(d.preempts === undefined ? {} : { preempts: threadName(d.preempts) }) });
   result.trace.forEach((d, i) => {
     const flowId = i + 1;
     if (d.sentStep >= 0) {
@@ -30,7 +35,7 @@ export function deterministicChromeTrace(result: DeterministicResult, title: str
       perActor[d.from]!.push({ name: d.message.type, cat: 'message', ph: 's', id: flowId, ts: d.sentStep + 0.5, pid: TRACE_PID, tid: tid(d.from) });
     }
     perActor[d.to]!.push({ name: d.message.type, cat: 'message', ph: 'X', ts: d.step, dur: 1, pid: TRACE_PID, tid: tid(d.to),
-      args: { ...storyStep(d.step), delivery: d.step + 1, ...messageArgs(d.message, name) } });
+      args: { ...storyStep(d.step), delivery: d.step + 1, ...threadArgs(d), ...messageArgs(d.message, name) } });
     if (d.sentStep >= 0) perActor[d.to]!.push({ name: d.message.type, cat: 'message', ph: 'f', bp: 'e', id: flowId, ts: d.step, pid: TRACE_PID, tid: tid(d.to) });
   });
   // Violations at the end of the delivery after which they were found, on the finder's track.

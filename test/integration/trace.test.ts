@@ -124,5 +124,13 @@ describe('convsim replay --trace (the deterministic runtime, same format)', () =
     expect(check.threadNames[violation?.tid as number]).toBe('kvm (kvm-exit)');
     expect(violation?.args).toMatchObject({ step: storySteps, invariant: 'conversion-failed' });
     expect(r.stdout).toContain(`=> conversion-failed: ${String(violation?.args?.['message'])}`);
+    // Each delivery names the QEMU thread it runs for; those that preempted one name it too, as the story does.
+    const deliveries = (JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ ph: string; cat?: string; args?: Record<string, unknown> }> })
+      .traceEvents.filter((e) => e.ph === 'X' && e.cat === 'message');
+    expect(deliveries.every((e) => typeof e.args?.['thread'] === 'string')).toBe(true);
+    const preempting = deliveries.filter((e) => e.args?.['preempts'] !== undefined);
+    const toldPreemptions = r.stdout.split('\n').filter((line) => / {2}<- preempts /.test(line)).length;
+    expect(toldPreemptions).toBeGreaterThan(0);
+    expect(preempting.length).toBeGreaterThanOrEqual(toldPreemptions);
   });
 });
