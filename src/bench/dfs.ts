@@ -49,6 +49,16 @@ export interface DfsBenchResult {
   readonly preemptionBound: number;
   readonly budgetSeconds: number;
   readonly small: DfsVariantRow[];
+  /**
+   * Plain bounded DFS against each reduction on the small machine, side by
+   * side: executions and seconds, plain / reduced (meaningful when both
+   * completed, which `complete` says).
+   */
+  readonly smallReduction: {
+    readonly complete: boolean;
+    readonly sleepSets: { readonly executions: number; readonly seconds: number };
+    readonly withCache: { readonly executions: number; readonly seconds: number };
+  };
   readonly tiny: { readonly machine: string; readonly rows: DfsVariantRow[]; readonly reductionSleepSets: number; readonly reductionWithCache: number };
   readonly zoo: ZooRow[];
   readonly samplingCap: number;
@@ -86,6 +96,11 @@ function variants(config: RunConfig, bound: number, budgetMs: number, byActor: b
     rows.push({ variant, executions: r.stats.executions, distinctTraces: r.distinctTraces, complete: r.stats.complete, seconds, executionsPerSec: r.stats.executions / seconds });
   }
   return rows;
+}
+
+/** How many times fewer executions and seconds `reduced` took than `plain`. */
+function ratio(plain: DfsVariantRow, reduced: DfsVariantRow): { executions: number; seconds: number } {
+  return { executions: plain.executions / Math.max(1, reduced.executions), seconds: plain.seconds / Math.max(1e-9, reduced.seconds) };
 }
 
 /** Schedules (seeds 1..cap) until the first that fails, or null. */
@@ -130,6 +145,11 @@ export function runDfsBench(options: { budgetSeconds?: number; zooBudgetSeconds?
     preemptionBound: bound,
     budgetSeconds: budgetMs / 1000,
     small,
+    smallReduction: {
+      complete: small[0]!.complete && small[1]!.complete && small[2]!.complete,
+      sleepSets: ratio(small[0]!, small[1]!),
+      withCache: ratio(small[0]!, small[2]!),
+    },
     tiny: {
       machine: 'adversarial, 2 vCPUs, 1 conversion each, one device access, preemption bound 1',
       rows: tiny,
