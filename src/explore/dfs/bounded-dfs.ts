@@ -3,7 +3,7 @@
  * execution runs again from the start, as CHESS, Loom and Shuttle do),
  * with two reductions a QEMU developer can reason about:
  *
- * - **Preemption bounding** (CHESS's iterative context bounding): a
+ * - **Preemption bounding** (CHESS's context bounding): a
  *   preemption is a choice of another thread while the thread that just
  *   ran still has a step waiting. A thread is, by default, the QEMU thread
  *   a step runs for (`Candidate.thread`): a conversion's whole chain of
@@ -20,7 +20,16 @@
  *   `independent` in footprint.ts): running it there would only reorder
  *   commuting steps of an execution already explored. Without a bound,
  *   every Mazurkiewicz trace is explored, and no two complete executions
- *   explored are equivalent.
+ *   explored are equivalent. Under a bound, a branch whose subtree the
+ *   bound cut puts nothing to sleep (Coons, Musuvathi and McKinley 2013:
+ *   the equivalent execution it would stand for may be one the bound cut).
+ * - **A state cache** (`stateCache`): a state already left fully explored
+ *   is not explored again when its first visit had at least as many
+ *   preemptions to spare, the same thread last and no step asleep that is
+ *   awake now; a skipped revisit counts as a cut for the path above it when
+ *   the first visit's subtree was cut or the revisit has less to spare.
+ *   The traces explored are exactly those of plain bounded DFS (tested on
+ *   the actors, with states named by the prefix's partial order).
  *
  * The search does not know what it explores: `runOnce` runs one execution
  * under the {@link Strategy} it is given (the convsim runtime, or a small
