@@ -35,7 +35,7 @@ describe('systematic search of the actors', () => {
   const cases: Array<[string, RunConfig, number | undefined]> = [
     ['adversarial, 2 vCPUs, bound 2', machine('adversarial', 2, 2, { hotplugs: 0, deviceAccesses: 0 }), 2],
     ['storm, 1 vCPU and a device access placed anywhere', machine('storm', 1, 2, { hotplugs: 0, deviceAccesses: 1 }), undefined],
-    // Here a state cache that ignored what slept at a state's first visit lost 2 of the 82 traces.
+    // Here a state cache whose skipped revisits did not count as cuts for the path above lost 2 of the 82 traces.
     ['adversarial, 2 vCPUs and a hot-plug, bound 2', machine('adversarial', 2, 2, { hotplugs: 1, deviceAccesses: 0 }), 2],
   ];
   for (const [name, config, bound] of cases) {

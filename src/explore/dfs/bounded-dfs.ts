@@ -67,10 +67,11 @@ export interface DfsOptions {
    * `Strategy.observe`) was already left fully explored with at least as
    * many preemptions to spare, the same thread last, and no step asleep
    * there that is awake here, is not explored again: every continuation
-   * from it is covered. (The sleep sets must be compared: what slept at the
-   * first visit was covered by branches of that visit's path, not of this
-   * one; Godefroid 1996, 6.2.) Kept per subtree, so shards prune exactly
-   * as the unsharded search does.
+   * from it is covered. (The sleep-set comparison is Godefroid's condition
+   * for stateful search with sleep sets, kept as a safeguard: with states
+   * named by their partial order, no trace was lost without it once a
+   * skipped revisit counts as a cut.) Kept per subtree, so shards prune
+   * exactly as the unsharded search does.
    */
   readonly stateCache?: boolean;
   /**
