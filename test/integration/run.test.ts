@@ -98,9 +98,10 @@ describe('convsim run (real threads)', () => {
     const json = convsim(['run', '--guest-mem', '256M', '--containers', 'type1', '--layout', 'flat', '--json']);
     expect(json.status).toBe(4);
     expect(JSON.parse(json.stdout)).toMatchObject({ outcome: 'realize-failed', refused: { container: 'c0', smallestLimit: 98299 } });
-    // The same guest with type1:auto runs, and the summary says what auto raised.
-    const auto = convsim(['run', '--guest-mem', '256M', '--containers', 'type1:auto', '--conversions', '20']);
-    expect(auto.status).toBe(0);
+    // The same guest with type1:auto runs, and the summary says what auto raised. Every fix: QEMU as
+    // merged races for real on these threads (a lost update now and then under load is a finding, exit 1).
+    const auto = convsim(['run', '--guest-mem', '256M', '--containers', 'type1:auto', '--conversions', '20', '--protocol', 'fixed']);
+    expect(auto.status, auto.stdout).toBe(0);
     expect(auto.stdout).toMatch(/c0: type1:auto raised dma_entry_limit from the kernel default 65535 to 98298/);
     expect(auto.stdout).toMatch(/^outcome: +running$/m);
   }, 60_000);
