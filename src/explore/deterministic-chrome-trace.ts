@@ -15,6 +15,7 @@ import { buildChromeTrace, type ChromeTrace } from '../runtime/chrome-trace.js';
 import type { DeterministicResult } from '../runtime/deterministic/deterministic-run.js';
 import { TRACE_PID, type TraceEvent } from '../workers/trace-recorder.js';
 import { firstFailure } from './failure.js';
+import { threadName } from '../runtime/deterministic/qemu-threads.js';
 import { numberedStory } from './story.js';
 
 /** @param result a run recorded with `recordTrace` (its deliveries and who found each violation). */
@@ -24,10 +25,10 @@ export function deterministicChromeTrace(result: DeterministicResult, title: str
   const name = (actor: number): string => result.actors[actor]?.id ?? `actor${actor}`;
   const { stepOf } = numberedStory(result);
   const storyStep = (delivery: number): Record<string, number> => (stepOf[delivery] ?? 0) > 0 ? { step: stepOf[delivery]! } : {};
-  // The QEMU thread a delivery runs for (vCPU threads are their actors' names), and the one it preempted.
-  const threadName = (thread: number): string => thread === result.actors.length ? 'main loop' : thread < 0 ? `${name(-1 - thread)} device` : name(thread);
+  // The QEMU thread a delivery runs for, and the one it preempted (named as the story names them).
+  const names = result.actors.map((a) => a.id);
   const threadArgs = (d: (typeof result.trace)[number]): Record<string, string> =>
-    ({ thread: threadName(d.thread), ...(d.preempts === undefined ? {} : { preempts: threadName(d.preempts) }) });
+    ({ thread: threadName(d.thread, names), ...(d.preempts === undefined ? {} : { preempts: threadName(d.preempts, names) }) });
   result.trace.forEach((d, i) => {
     const flowId = i + 1;
     if (d.sentStep >= 0) {

@@ -4,6 +4,7 @@
  * Runs of identical steps (a 2 MiB populate repeated 128 times) collapse
  * into one line with a count.
  */
+import { threadName } from '../runtime/deterministic/qemu-threads.js';
 import { retName } from '../core/errno.js';
 import type { Message } from '../actors/protocol.js';
 import { EXIT_MAP_GPA, EXIT_MAP_GPA_FALLOCATE, EXIT_MEMORY_FAULT, EXIT_PUNCH_HOLE, DMA_OUTCOMES } from '../actors/protocol.js';
@@ -198,11 +199,9 @@ export function numberedStory(result: DeterministicResult): NumberedStory {
       carried.delete(w.d.thread);
     }
   }
-  const threadName = (thread: number): string =>
-    thread === names.length ? 'the main loop' : thread < 0 ? `${names[-1 - thread] ?? 'a container'}'s device` : names[thread] ?? `actor${thread}`;
   const preemption = (at: number): string => {
     const t = preemptsAt.get(at);
-    return t === undefined ? '' : `  <- preempts ${threadName(t)}`;
+    return t === undefined ? '' : `  <- preempts ${threadName(t, names)}`;
   };
   const reads = window.filter(quiet).map((w) => w.at);
   const lines: Line[] = [...startup];

@@ -27,6 +27,7 @@ import { TraceHasher, type Delivery } from './trace.js';
 import { recordSharedAccesses } from '../../core/shared-access.js';
 import { FootprintRecorder, GUEST_RUNNING, HOTPLUG_BUDGET } from './footprint.js';
 import { PartialOrderHasher } from './partial-order-hash.js';
+import { deviceThread, mainThread } from './qemu-threads.js';
 
 export interface DeterministicOptions {
   readonly strategy: Strategy;
@@ -196,13 +197,12 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const sentAt = options.recordTrace ? new WeakMap<Message, number>() : undefined;
   const hotplugEvery = config.hotplugEvery ?? HOTPLUG_EVERY;
   const hotplug = hotplugsDevices(config);
-  // The QEMU thread each step runs for: a vCPU's thread is its actor's index, the main loop
-  // (start-up, hot-plug, the final check) is `n`, a device's is negative. A message belongs to
+  // The QEMU thread each step runs for (numbered as qemu-threads.ts says). A message belongs to
   // the thread of the step that sent it, or to the thread `bind` kept for deferred work.
-  const mainThread = n;
-  let thread = mainThread;
+  const main = mainThread(n);
+  let thread = main;
   /** The thread of the last scheduled step. */
-  let ranBefore = mainThread;
+  let ranBefore = main;
   const contexts: ActorContext[] = [];
   for (let a = 0; a < n; a++) {
     const prng = new Prng(config.seed * 1000 + a);
@@ -278,7 +278,6 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   // fall between any two steps, and a strategy that favours it (PCT giving it the top priority)
   // cannot starve the actors it runs beside.
   const backgroundCandidates: Candidate[] = [];
-  const deviceThread = (actor: number): number => -1 - actor;
   for (let a = 0; a < n; a++) if (actors[a]!.background !== undefined) backgroundCandidates.push({ from: a, to: a, kind: 'device', thread: deviceThread(a) });
   const armed = new Array<boolean>(n).fill(true);
   // With scheduled events, the devices' accesses and the hot-plugs are budgeted choices instead
@@ -287,7 +286,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   const scheduled = config.scheduledEvents;
   const deviceAccessesLeft = new Array<number>(n).fill(scheduled?.deviceAccesses ?? 0);
   let hotplugsLeft = scheduled?.hotplugs ?? 0;
-  const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug', thread: mainThread }));
+  const hotplugCandidates: Candidate[] = topology.containers.map((a) => ({ from: a, to: a, kind: 'hotplug', thread: main }));
   const footprintOf = recorder === undefined ? undefined : new PartialOrderHasher(n, options.partialOrderChunk);
   let guestRunning = false;
   const candidates: Candidate[] = [];
@@ -378,7 +377,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
         // section's listener), then plug again (every section, in order). QEMU refuses a
         // failed re-plug: exit(1) on a failed replay, an abort on a failed region add.
         if (c.registering) continue;
-        thread = mainThread;
+        thread = main;
         const ctx = contexts[topology.containers[which]!]!;
         for (let n = c.listenerCount; n > 0; n--) void c.detach(ctx);
         // A re-registration on an initialized container: a failed replay exits, a refused estimate aborts.
@@ -414,13 +413,13 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
 
   // Start-up, as the threaded host does it: the KVM listener (priority order), then each
   // container's registration in turn (so c0 is registered first and notified last).
-  thread = mainThread;
+  thread = main;
   kvm.receive({ type: 'start', from: topology.kvm, tag: 0 }, contexts[topology.kvm]!);
   let stopped = drain();
   if (stopped !== undefined) return finish(stopped);
   for (const [i, c] of containers.entries()) {
     for (const section of c.sections) {
-      thread = mainThread;
+      thread = main;
       void c.attach(section, contexts[topology.containers[i]!]!, (ret) => noteRegistration(c, i, ret, false));
       stopped = drain();
       if (stopped !== undefined) return finish(stopped);
@@ -436,7 +435,7 @@ function run(config: RunConfig, options: DeterministicOptions, recorder: Footpri
   guestRunning = false;
   if (!vcpus.every((v) => v.done)) return finish('deadlock');
   // Final quiescent check.
-  thread = mainThread;
+  thread = main;
   kvm.quiescentCheck(contexts[topology.kvm]!, () => undefined);
   stopped = drain();
   if (stopped !== undefined) return finish(stopped);
